@@ -1,0 +1,297 @@
+"""Device features: the schema, loading ``devices.csv``, and describing this machine.
+
+A device *setting* (one piece of hardware at one batch size and precision) is
+described by one numeric row. ``kind`` is stored as its index in
+:data:`DEVICE_KINDS` so the whole row is numeric; unknown values are NaN and are
+never filled in by guesswork here (the predictors impute them, see
+:class:`skedge.preprocessing.DeviceFeatureEncoder`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DEVICE_KINDS",
+    "DEVICE_FEATURES",
+    "load_devices",
+    "read_device_file",
+    "validate_device_table",
+    "describe_local_device",
+    "hardware_name",
+]
+
+#: Device families; the ``kind`` feature is the index into this tuple.
+DEVICE_KINDS = (
+    "phone_cpu",
+    "phone_gpu",
+    "phone_dsp",
+    "npu",
+    "edge_gpu",
+    "board_cpu",
+    "desktop_cpu",
+    "server_cpu",
+    "desktop_gpu",
+    "datacenter_gpu",
+    "fpga",
+    "asic",
+)
+
+#: Numeric device feature columns, in the order every skedge table uses.
+DEVICE_FEATURES = (
+    "kind",
+    "batch_size",
+    "precision_bits",
+    "peak_gflops",
+    "mem_bandwidth_gbs",
+    "compute_units",
+    "clock_ghz",
+    "on_chip_mb",
+    "mem_gb",
+    "tdp_w",
+    "process_nm",
+    "release_year",
+)
+
+_BATCH_SUFFIX = re.compile(r"_(\d+)$")
+
+
+def hardware_name(setting):
+    """Name of the hardware behind a device setting: ``'1080ti_32'`` -> ``'1080ti'``.
+
+    Settings that differ only in their batch-size suffix share hardware and
+    must be held out together when a device is evaluated as unseen.
+
+    Examples
+    --------
+    >>> from skedge.devices import hardware_name
+    >>> hardware_name("titanxp_256"), hardware_name("pixel3"), hardware_name("true_a76")
+    ('titanxp', 'pixel3', 'true_a76')
+    """
+    m = _BATCH_SUFFIX.search(setting)
+    if m and int(m.group(1)) in (1, 32, 64, 128, 256):
+        return setting[: m.start()]
+    return setting
+
+
+def validate_device_table(df, *, source="device table"):
+    """Check a device feature table and return it numeric, indexed by ``device``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per device setting with a ``device`` column (or index) and the
+        :data:`DEVICE_FEATURES` columns; ``kind`` may be a name from
+        :data:`DEVICE_KINDS` or its index.
+    source : str
+        Where the table came from, for error messages.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Float columns :data:`DEVICE_FEATURES`, index ``device``.
+    """
+    df = df.copy()
+    if "device" in df.columns:
+        df = df.set_index("device")
+    df.index = df.index.astype(str)
+    df.index.name = "device"
+    missing = [c for c in DEVICE_FEATURES if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source} lacks the device feature columns {missing}.")
+    if df.index.duplicated().any():
+        raise ValueError(f"{source} lists device {df.index[df.index.duplicated()][0]!r} twice.")
+    kind = df["kind"]
+    if kind.dtype == object or pd.api.types.is_string_dtype(kind):
+        unknown = sorted(set(kind.dropna()) - set(DEVICE_KINDS))
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown device kind {unknown[0]!r}; known kinds are {DEVICE_KINDS}."
+            )
+        df["kind"] = kind.map({k: i for i, k in enumerate(DEVICE_KINDS)})
+    out = df[list(DEVICE_FEATURES)].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    if np.isinf(out.to_numpy()).any():
+        raise ValueError(f"{source} holds infinite device features.")
+    bad_kind = out["kind"].dropna()
+    bad_kind = bad_kind[(bad_kind < 0) | (bad_kind >= len(DEVICE_KINDS)) | (bad_kind % 1 != 0)]
+    if len(bad_kind):
+        raise ValueError(f"{source}: device {bad_kind.index[0]!r} has an invalid kind code.")
+    return out
+
+
+def load_devices(data_home=None):
+    """Load ``devices/devices.csv`` from the data home.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        See :func:`skedge.datasets.get_data_home`.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Numeric :data:`DEVICE_FEATURES` (``kind`` as an index into
+        :data:`DEVICE_KINDS`), one row per device setting, NaN where unknown.
+    """
+    from .datasets._home import data_file
+
+    path = data_file("devices/devices.csv", data_home)
+    return validate_device_table(pd.read_csv(path), source=str(path))
+
+
+def read_device_file(path):
+    """Read device feature rows from a CSV or JSON file.
+
+    JSON may hold one object (one device) or a list of objects; a missing
+    ``device`` name becomes the file stem. Columns beyond the schema are ignored.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        import json
+
+        obj = json.loads(path.read_text())
+        df = pd.DataFrame([obj] if isinstance(obj, dict) else obj)
+    else:
+        df = pd.read_csv(path)
+    if "device" not in df.columns:
+        df["device"] = [path.stem if len(df) == 1 else f"{path.stem}_{i}" for i in range(len(df))]
+    return validate_device_table(df, source=str(path))
+
+
+# ----------------------------------------------------------------- this machine
+def _read(path):
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _cpu_model():
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.lower().startswith(("model name", "hardware", "processor\t: ")) and ":" in line:
+            value = line.split(":", 1)[1].strip()
+            if value and not value.isdigit():
+                return value
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags():
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _clock_ghz():
+    khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
+    if khz.isdigit():
+        return int(khz) / 1e6
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("cpu MHz"):
+            return float(line.split(":", 1)[1]) / 1e3
+    m = re.search(r"@\s*([\d.]+)\s*GHz", _cpu_model())
+    return float(m.group(1)) if m else np.nan
+
+
+def _last_level_cache_mb():
+    best = np.nan
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(base.glob("index*")) if base.is_dir() else []:
+        size = _read(index / "size").strip()
+        m = re.match(r"(\d+)([KM])", size)
+        if m:
+            mb = int(m.group(1)) / (1024 if m.group(2) == "K" else 1)
+            best = mb if np.isnan(best) else max(best, mb)
+    return best
+
+
+def _mem_gb():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    except (ValueError, OSError, AttributeError):
+        return np.nan
+
+
+def describe_local_device(*, threads=None, batch_size=1, name=None):
+    """Describe this machine's CPU as a device row in the :data:`DEVICE_FEATURES` schema.
+
+    Parameters
+    ----------
+    threads : int, default=None
+        Cores the measurement will use (``compute_units``); default: the
+        number of CPUs this process may run on.
+    batch_size : int, default=1
+        Batch size of the measurement.
+    name : str, default=None
+        Device setting name; default ``local_<cpu>_t<threads>``.
+
+    Returns
+    -------
+    row : pandas.DataFrame
+        One numeric row indexed by the device name. Values that cannot be read
+        from the OS are NaN (memory bandwidth, TDP, process node and release
+        year usually are). ``row.attrs`` holds what was read and how:
+        ``cpu_model``, ``machine``, ``torch_version``, ``torch_threads``.
+
+    Examples
+    --------
+    >>> from skedge.devices import describe_local_device
+    >>> row = describe_local_device(threads=1)
+    >>> int(row["compute_units"].iloc[0])
+    1
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = int(threads or cores or 1)
+    flags = _cpu_flags()
+    machine = platform.machine().lower()
+    # fp32 FLOP per cycle per core from the widest FMA the CPU advertises.
+    if "avx512f" in flags:
+        flop_per_cycle = 32
+    elif "avx2" in flags and "fma" in flags:
+        flop_per_cycle = 32
+    elif "asimd" in flags or machine in ("aarch64", "arm64"):
+        flop_per_cycle = 8
+    else:
+        flop_per_cycle = 8
+    clock = _clock_ghz()
+    kind = "board_cpu" if machine in ("aarch64", "arm64", "armv7l") else "desktop_cpu"
+    if kind == "desktop_cpu" and re.search(r"xeon|epyc", _cpu_model(), re.I):
+        kind = "server_cpu"
+    row = {
+        "kind": float(DEVICE_KINDS.index(kind)),
+        "batch_size": float(batch_size),
+        "precision_bits": 32.0,
+        "peak_gflops": threads * flop_per_cycle * clock,
+        "mem_bandwidth_gbs": np.nan,
+        "compute_units": float(threads),
+        "clock_ghz": clock,
+        "on_chip_mb": _last_level_cache_mb(),
+        "mem_gb": _mem_gb(),
+        "tdp_w": np.nan,
+        "process_nm": np.nan,
+        "release_year": np.nan,
+    }
+    if name is None:
+        slug = re.sub(r"[^a-z0-9]+", "_", _cpu_model().lower()).strip("_")[:24] or machine
+        name = f"local_{slug}_t{threads}"
+    df = pd.DataFrame([row], index=pd.Index([name], name="device"), dtype=np.float64)
+    try:
+        import torch
+
+        torch_version, torch_threads = torch.__version__, torch.get_num_threads()
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        torch_version, torch_threads = None, None
+    df.attrs.update(
+        cpu_model=_cpu_model(),
+        machine=machine,
+        kind=kind,
+        torch_version=torch_version,
+        torch_threads=torch_threads,
+    )
+    return df

@@ -1,0 +1,172 @@
+"""NAS-Bench-201: a cell of 4 nodes, 6 edges, 5 candidate operations per edge."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+
+from ._base import Choice, DesignSpace
+from ._layers import conv, linear, pool
+
+__all__ = ["NB201Space"]
+
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# (target node, source node) of each edge, in the order of the official string.
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+_TOKEN = re.compile(r"^([a-z_0-9]+)~(\d+)$")
+
+
+class NB201Space(DesignSpace):
+    """The NAS-Bench-201 cell space: 6 edges x 5 operations = 15,625 designs.
+
+    Column ``e{i}`` is the operation on edge ``i``; edges are ordered
+    1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2 as in the official architecture string
+    ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``. Operation indices are
+    0 none, 1 skip_connect, 2 nor_conv_1x1, 3 nor_conv_3x3, 4 avg_pool_3x3.
+
+    The official benchmark index (``arch_idx``) is a fixed permutation that only
+    the benchmark's own table defines, so :meth:`to_arch_idx` and
+    :meth:`from_arch_idx` read ``nb201/archs.csv`` from the data home.
+
+    Examples
+    --------
+    >>> from skedge.spaces import NB201Space
+    >>> space = NB201Space()
+    >>> space.size
+    15625
+    >>> space.to_string([3, 3, 3, 3, 3, 3])
+    '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+    >>> space.from_string('|skip_connect~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|').tolist()
+    [1, 0, 0, 0, 0, 1]
+    """
+
+    name = "nb201"
+    ops = NB201_OPS
+    edges = NB201_EDGES
+
+    def __init__(self):
+        super().__init__([Choice(f"e{i}", NB201_OPS) for i in range(len(NB201_EDGES))])
+
+    def to_string(self, x):
+        x = self.validate(x)[0]
+        nodes, i = [], 0
+        for target in (1, 2, 3):
+            toks = []
+            for source in range(target):
+                toks.append(f"{NB201_OPS[x[i]]}~{source}")
+                i += 1
+            nodes.append("|" + "|".join(toks) + "|")
+        return "+".join(nodes)
+
+    def from_string(self, s):
+        nodes = s.strip().split("+")
+        if len(nodes) != 3:
+            raise ValueError(f"an NB201 arch string has 3 nodes separated by '+': {s!r}.")
+        row = []
+        for target, node in enumerate(nodes, start=1):
+            toks = [t for t in node.strip("|").split("|")]
+            if len(toks) != target:
+                raise ValueError(f"node {target} of {s!r} must have {target} inputs.")
+            for source, tok in enumerate(toks):
+                m = _TOKEN.match(tok)
+                if not m or int(m.group(2)) != source or m.group(1) not in NB201_OPS:
+                    raise ValueError(
+                        f"bad edge {tok!r} in {s!r}: expected '<op>~{source}' with op in "
+                        f"{NB201_OPS}."
+                    )
+                row.append(NB201_OPS.index(m.group(1)))
+        return np.array(row, dtype=np.int64)
+
+    # ------------------------------------------------------- official indices
+    @staticmethod
+    def _code(X):
+        return (np.asarray(X, dtype=np.int64) * 5 ** np.arange(5, -1, -1)).sum(axis=1)
+
+    def to_arch_idx(self, X, data_home=None):
+        """Official NAS-Bench-201 ``arch_idx`` of each design (reads ``nb201/archs.csv``)."""
+        code_to_idx, _ = _arch_tables(str(_resolve(data_home)))
+        return code_to_idx[self._code(self.validate(X))]
+
+    def from_arch_idx(self, arch_idx, data_home=None):
+        """Designs of the given official ``arch_idx`` values (reads ``nb201/archs.csv``)."""
+        _, idx_to_design = _arch_tables(str(_resolve(data_home)))
+        idx = np.asarray(arch_idx, dtype=np.int64).reshape(-1)
+        bad = (idx < 0) | (idx >= len(idx_to_design))
+        if bad.any():
+            raise ValueError(f"arch_idx {idx[bad][0]} is outside 0..{len(idx_to_design) - 1}.")
+        return idx_to_design[idx].copy()
+
+    #: Channels of the three stages of the CIFAR skeleton, cells per stage, input size.
+    stage_channels = (16, 32, 64)
+    cells_per_stage = 5
+    input_size = 32
+
+    def layers(self, x, *, num_classes=10):
+        """Per-layer cost records of the full CIFAR network built around cell ``x``.
+
+        The skeleton is NAS-Bench-201's: a 3x3 stem conv to 16 channels, three
+        stages of 5 cells (16, 32, 64 channels; 32, 16, 8 pixels) joined by
+        ResNet basic reduction blocks, global pooling and a linear classifier.
+        Every edge operation is counted, as the benchmark's network computes
+        all of them.
+        """
+        x = self.validate(x)[0]
+        out = [conv(3, self.stage_channels[0], 3, 1, self.input_size)]
+        h = self.input_size
+        for stage, c in enumerate(self.stage_channels):
+            if stage > 0:
+                c_prev = self.stage_channels[stage - 1]
+                out += [
+                    conv(c_prev, c, 3, 2, h),
+                    conv(c, c, 3, 1, h // 2),
+                    pool(c_prev, 2, 2, h),
+                    conv(c_prev, c, 1, 1, h // 2),
+                ]
+                h //= 2
+            for _ in range(self.cells_per_stage):
+                for edge, op in enumerate(x):
+                    name = NB201_OPS[op]
+                    if name == "nor_conv_3x3":
+                        out.append(conv(c, c, 3, 1, h, block=edge))
+                    elif name == "nor_conv_1x1":
+                        out.append(conv(c, c, 1, 1, h, block=edge))
+                    elif name == "avg_pool_3x3":
+                        out.append(pool(c, 3, 1, h, block=edge))
+        c = self.stage_channels[-1]
+        out += [pool(c, h, h, h), linear(c, num_classes)]
+        return out
+
+    def is_degenerate(self, X):
+        """True for cells with no path from the input node to the output node.
+
+        Such cells compute a constant, so their measured latency is ~0 on some
+        devices and their accuracy is chance level.
+        """
+        X = self.validate(X)
+        alive = np.zeros((len(X), 4), dtype=bool)
+        alive[:, 0] = True
+        for i, (target, source) in enumerate(NB201_EDGES):
+            alive[:, target] |= alive[:, source] & (X[:, i] != 0)
+        return ~alive[:, 3]
+
+
+def _resolve(data_home):
+    from ..datasets._home import data_file
+
+    return data_file("nb201/archs.csv", data_home)
+
+
+@lru_cache(maxsize=4)
+def _arch_tables(path):
+    import pandas as pd
+
+    df = pd.read_csv(path, usecols=["arch_idx"] + [f"e{i}" for i in range(6)])
+    designs = df[[f"e{i}" for i in range(6)]].to_numpy(np.int64)
+    idx = df["arch_idx"].to_numpy(np.int64)
+    code_to_idx = np.full(5**6, -1, dtype=np.int64)
+    code_to_idx[NB201Space._code(designs)] = idx
+    idx_to_design = np.zeros((idx.max() + 1, 6), dtype=np.int64)
+    idx_to_design[idx] = designs
+    return code_to_idx, idx_to_design
