@@ -2,5 +2,7 @@
 
 from ._home import data_file, get_data_home
 from ._pairs import merge_benchmarks, to_pairs
+from ._real import load_fbnet, load_nb201, load_ofa, load_reference_designs
 
 __all__ = ["get_data_home", "data_file", "to_pairs", "merge_benchmarks"]
+__all__ += ["load_nb201", "load_fbnet", "load_ofa", "load_reference_designs"]
