@@ -109,12 +109,15 @@ def validate_device_table(df, *, source="device table"):
         raise ValueError(f"{source} lists device {df.index[df.index.duplicated()][0]!r} twice.")
     kind = df["kind"]
     if kind.dtype == object or pd.api.types.is_string_dtype(kind):
-        unknown = sorted(set(kind.dropna()) - set(DEVICE_KINDS))
+        # Names and codes may be mixed (e.g. JSON rows written by different tools).
+        codes = pd.to_numeric(kind, errors="coerce")
+        names = kind[codes.isna() & kind.notna()].astype(str)
+        unknown = sorted(set(names) - set(DEVICE_KINDS))
         if unknown:
             raise ValueError(
                 f"{source}: unknown device kind {unknown[0]!r}; known kinds are {DEVICE_KINDS}."
             )
-        df["kind"] = kind.map({k: i for i, k in enumerate(DEVICE_KINDS)})
+        df["kind"] = codes.fillna(names.map({k: i for i, k in enumerate(DEVICE_KINDS)}))
     out = df[list(DEVICE_FEATURES)].apply(pd.to_numeric, errors="coerce").astype(np.float64)
     if np.isinf(out.to_numpy()).any():
         raise ValueError(f"{source} holds infinite device features.")
