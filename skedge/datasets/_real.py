@@ -20,7 +20,7 @@ from ..devices import load_devices
 from ..spaces import FBNetSpace, NB201Space, OFASpace, get_space
 from ._home import data_file
 
-__all__ = ["load_nb201", "load_fbnet", "load_ofa", "load_reference_designs"]
+__all__ = ["load_fbnet", "load_nb201", "load_ofa", "load_reference_designs"]
 
 NB201_DATASETS = ("cifar10", "cifar100", "imagenet16")
 NB201_SOURCES = {"help": "nb201/latency_help.csv", "oneproxy": "nb201/latency_oneproxy.csv"}
@@ -203,27 +203,32 @@ def load_nb201(*, dataset="cifar10", sources=("help", "oneproxy"), data_home=Non
     near_zero = latency[degenerate] < 0.5
     zero_devices = [c for c in latency.columns if near_zero[c].any()]
     zero_text = (
-        f"; {int(near_zero.any(axis=1).sum())} of them show < 0.5 ms on "
-        f"{', '.join(zero_devices)}" if zero_devices else ""
+        f"; {int(near_zero.any(axis=1).sum())} of them show < 0.5 ms on {', '.join(zero_devices)}"
+        if zero_devices
+        else ""
     )
+    about = (
+        f"{len(ids):,} cells of the NAS-Bench-201 space (6 edges x 5 ops), rows ordered by "
+        "the official arch_idx; designs are op indices 0 none, 1 skip_connect, "
+        "2 nor_conv_1x1, 3 nor_conv_3x3, 4 avg_pool_3x3 per edge (1<-0, 2<-0, 2<-1, 3<-0, "
+        f"3<-1, 3<-2). accuracy: {dataset} test accuracy in percent after 200 epochs "
+        "(NATS-Bench)."
+    )
+    quirks = [
+        f"{int(degenerate.sum())} cells have no path from input to output "
+        + "(NB201Space.is_degenerate): their output does not depend on the input, their "
+        + f"accuracy is chance level{zero_text}",
+        "phone latencies in HELP (samsung_a50, samsung_s7, essential_ph_1) are whole ms",
+        "OneProxy's rice_pixel3 repeats HELP's pixel3; eagle_gtx is a GTX 1080 Ti like "
+        + "1080ti_1 but measured in another setup",
+        "HW-NAS-Bench Eyeriss/FPGA numbers are simulator estimates (not included here)",
+        "no energy measurements (energy is None)",
+    ]
     descr = "\n\n".join([
         "NAS-Bench-201 (NB201) with measured latencies.",
-        f"{len(ids):,} cells of the NAS-Bench-201 space (6 edges x 5 ops), rows ordered by the "
-        "official arch_idx; designs are op indices 0 none, 1 skip_connect, 2 nor_conv_1x1, "
-        "3 nor_conv_3x3, 4 avg_pool_3x3 per edge (1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2). "
-        f"accuracy: {dataset} test accuracy in percent after 200 epochs (NATS-Bench).",
+        about,
         f"Latency sources: {', '.join(sources)} (ms). " + _describe_devices(latency),
-        "Known quirks: " + "; ".join([
-            f"{int(degenerate.sum())} cells have no path from input to output "
-            "(NB201Space.is_degenerate): their output does not depend on the input, their "
-            f"accuracy is chance level{zero_text}",
-            "phone latencies in HELP (samsung_a50, samsung_s7, essential_ph_1) are whole "
-            "milliseconds",
-            "OneProxy's rice_pixel3 repeats HELP's pixel3; eagle_gtx is a GTX 1080 Ti like "
-            "1080ti_1 but measured in another setup",
-            "HW-NAS-Bench Eyeriss/FPGA numbers are simulator estimates (not included here)",
-            "no energy measurements (energy is None)",
-        ]) + ".",
+        "Known quirks: " + "; ".join(quirks) + ".",
         _SOURCES_TEXT,
     ])
     acc_col = NB201_DATASETS.index(dataset)
@@ -276,15 +281,18 @@ def load_fbnet(*, data_home=None):
     True
     """
     ids, designs, latency = _fbnet_table(_file_key("fbnet/latency_help.csv", data_home))
+    about = (
+        f"{len(ids):,} sampled FBNet networks (22 searchable blocks x 9 block types, option "
+        "order k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1, k5_e1_g2, k5_e3, k5_e6, skip as in "
+        "HELP), rows ordered by fbnet_id. The b0..b21 indices were checked against the "
+        "arch_str column. No accuracies (accuracy is None)."
+    )
     descr = "\n\n".join([
         "FBNet with measured latencies (HELP).",
-        f"{len(ids):,} sampled FBNet networks (22 searchable blocks x 9 block types, option "
-        "order k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1, k5_e1_g2, k5_e3, k5_e6, skip as in HELP), "
-        "rows ordered by fbnet_id. The b0..b21 indices were checked against the arch_str "
-        "column. No accuracies (accuracy is None).",
+        about,
         "Latency (ms): " + _describe_devices(latency),
         "Known quirks: phone latencies (samsung_a50, samsung_s7, essential_ph_1) are whole "
-        "milliseconds; no energy measurements (energy is None).",
+        + "milliseconds; no energy measurements (energy is None).",
         _SOURCES_TEXT,
     ])
     return _bunch(FBNetSpace(), designs, ids, None, latency, data_home, descr)
@@ -352,16 +360,19 @@ def load_ofa(*, data_home=None):
         )
     else:
         dup_text = "No two ofa_id denote the same canonical network."
+    about = (
+        f"{len(ids):,} sampled subnetworks of the Once-for-All MobileNetV3 space, rows "
+        "ordered by ofa_id: per-block kernel (ks0..ks19) and expand ratio (e0..e19), depth "
+        "per stage (d0..d4) and input resolution (r), stored in the file as values and "
+        "converted to option indices of OFASpace(); inactive blocks are canonicalized to "
+        f"option 0. {dup_text} No accuracies (accuracy is None)."
+    )
     descr = "\n\n".join([
         "OFA MobileNetV3 with measured GPU latencies (HELP).",
-        f"{len(ids):,} sampled subnetworks of the Once-for-All MobileNetV3 space, rows ordered "
-        "by ofa_id: per-block kernel (ks0..ks19) and expand ratio (e0..e19), depth per stage "
-        "(d0..d4) and input resolution (r), stored in the file as values and converted to "
-        "option indices of OFASpace(); inactive blocks are canonicalized to option 0. "
-        + dup_text + " No accuracies (accuracy is None).",
+        about,
         "Latency (ms): " + _describe_devices(latency),
         "Known quirks: titan_xp_* here and titanxp_* in NB201/FBNet are the same GPU model "
-        "under two names; GPUs only; no energy measurements (energy is None).",
+        + "under two names; GPUs only; no energy measurements (energy is None).",
         _SOURCES_TEXT,
     ])
     return _bunch(OFASpace(), designs, ids, None, latency, data_home, descr)
@@ -409,6 +420,8 @@ def load_reference_designs(space, *, data_home=None, return_ids=False):
             all_ids, all_designs, *_ = _ofa_table(_file_key("ofa/latency_help.csv", data_home))
         pos = pd.Index(all_ids).get_indexer(ids)
         if (pos < 0).any():
-            raise ValueError(f"reference design {ids[pos < 0][0]} of {space.name} is not in the data.")
+            raise ValueError(
+                f"reference design {ids[pos < 0][0]} of {space.name} is not in the data."
+            )
         designs = all_designs[pos].copy()
     return (designs, ids) if return_ids else designs
