@@ -5,5 +5,18 @@ design optimizer that maps (device features, objective weights) to a design.
 """
 
 from ._version import __version__
+from .pipelines import make_accuracy_pipeline, make_performance_pipeline
+from .predictors import AccuracyRegressor, DevicePerformanceRegressor
+from .spaces import FBNetSpace, NB201Space, OFASpace, get_space
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "AccuracyRegressor",
+    "DevicePerformanceRegressor",
+    "make_accuracy_pipeline",
+    "make_performance_pipeline",
+    "NB201Space",
+    "FBNetSpace",
+    "OFASpace",
+    "get_space",
+]

@@ -1,0 +1,167 @@
+"""The one place where skedge touches torch and skorch.
+
+* :class:`MLP` - the multilayer perceptron every predictor and the optimizer use.
+* :func:`seeded` - run torch code under a seed without touching the global RNG.
+* :func:`fit_regression_net` - build and fit a skorch ``NeuralNetRegressor``
+  around an :class:`MLP` (skorch owns the training loop; we do not subclass it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["MLP", "ACTIVATIONS", "seeded", "fit_regression_net", "as_tensor", "torch_threads"]
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+}
+
+
+class MLP(nn.Module):
+    """Fully connected network: ``[Linear -> activation -> dropout] * len(hidden) -> Linear``.
+
+    Parameters
+    ----------
+    n_in : int
+        Input width.
+    n_out : int
+        Output width.
+    hidden : tuple of int
+        Width of each hidden layer.
+    activation : str
+        Key of :data:`ACTIVATIONS`.
+    dropout : float
+        Dropout probability after each hidden activation.
+    """
+
+    def __init__(self, n_in, n_out=1, hidden=(128, 128), activation="relu", dropout=0.0):
+        super().__init__()
+        layers, width = [], n_in
+        for h in hidden:
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, n_out))
+        self.net = nn.Sequential(*layers)
+        self.n_out = n_out
+
+    def forward(self, X):
+        out = self.net(X)
+        return out.squeeze(-1) if self.n_out == 1 else out
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Run the block with torch seeded by ``seed``; the global torch RNG is restored after.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skedge._torch import seeded
+    >>> before = torch.random.get_rng_state()
+    >>> with seeded(0):
+    ...     a = torch.rand(2)
+    >>> with seeded(0):
+    ...     b = torch.rand(2)
+    >>> bool((a == b).all()), bool((torch.random.get_rng_state() == before).all())
+    (True, True)
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) % (2**63))
+        yield
+
+
+@contextlib.contextmanager
+def torch_threads(n):
+    """Temporarily set torch's intra-op thread count (None leaves it alone)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def as_tensor(X, dtype=torch.float32):
+    """A float32 tensor view of an array (no copy when already float32)."""
+    if isinstance(X, torch.Tensor):
+        return X.to(dtype)
+    return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype)
+
+
+def fit_regression_net(
+    X,
+    y,
+    *,
+    hidden,
+    activation,
+    dropout,
+    lr,
+    max_epochs,
+    batch_size,
+    weight_decay,
+    early_stopping,
+    validation_fraction,
+    patience,
+    seed,
+    verbose,
+):
+    """Fit one skorch ``NeuralNetRegressor`` around an :class:`MLP` and return it.
+
+    ``X`` and ``y`` are already scaled float32 arrays. The net trains with MSE
+    and AdamW; with ``early_stopping`` a random ``validation_fraction`` of the
+    rows is held out and training stops after ``patience`` epochs without
+    improvement of the validation loss, keeping the best weights.
+    """
+    from skorch import NeuralNetRegressor
+    from skorch.callbacks import EarlyStopping, LRScheduler
+    from skorch.dataset import ValidSplit
+
+    callbacks = [
+        ("cosine", LRScheduler(policy="CosineAnnealingLR", T_max=max(1, max_epochs))),
+    ]
+    if early_stopping:
+        callbacks.append(
+            ("early_stopping", EarlyStopping(patience=patience, load_best=True))
+        )
+    net = NeuralNetRegressor(
+        module=MLP,
+        module__n_in=X.shape[1],
+        module__n_out=1 if y.ndim == 1 else y.shape[1],
+        module__hidden=tuple(hidden),
+        module__activation=activation,
+        module__dropout=dropout,
+        criterion=nn.MSELoss,
+        optimizer=torch.optim.AdamW,
+        optimizer__weight_decay=weight_decay,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=min(batch_size, len(X)),
+        iterator_train__shuffle=True,
+        train_split=ValidSplit(validation_fraction, random_state=seed % (2**32))
+        if early_stopping
+        else None,
+        callbacks=callbacks,
+        device="cpu",
+        verbose=verbose,
+    )
+    with seeded(seed), warnings.catch_warnings():
+        # A last batch of one row makes BatchNorm-free MSE fine; skorch warns on
+        # nothing else we can act on here.
+        warnings.simplefilter("ignore", category=UserWarning)
+        net.fit(X, y)
+    net.module_.eval()
+    return net

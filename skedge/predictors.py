@@ -1,0 +1,350 @@
+"""Performance predictors: :class:`AccuracyRegressor` and :class:`DevicePerformanceRegressor`.
+
+Both are thin scikit-learn regressors over one shared core
+(:class:`_MLPRegressorBase`): inputs are standardized, the target optionally
+log-transformed and standardized, and an ensemble of skorch-trained MLPs
+(:func:`skedge._torch.fit_regression_net`) is fitted with MSE. What a design or
+a device *is* (one-hot, embeddings, signatures) is the job of the transformers
+in :mod:`skedge.preprocessing`; :func:`make_performance_pipeline` and
+:func:`make_accuracy_pipeline` assemble the standard pipelines.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._torch import ACTIVATIONS, as_tensor, fit_regression_net
+
+__all__ = ["AccuracyRegressor", "DevicePerformanceRegressor"]
+
+
+def _check_hidden(hidden):
+    try:
+        sizes = tuple(int(h) for h in hidden)
+    except TypeError:
+        sizes = (int(hidden),)
+    if any(h < 1 for h in sizes) or any(h != float(g) for h, g in zip(sizes, np.ravel(hidden))):
+        raise ValueError(
+            f"hidden_layer_sizes must be positive integers, got {hidden!r}."
+        )
+    return sizes
+
+
+class _MLPRegressorBase(RegressorMixin, BaseEstimator):
+    """Shared core: scaled inputs, transformed target, an ensemble of skorch MLPs."""
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "target_transform": [StrOptions({"auto", "log", "none"}), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    _default_target_transform = "none"
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(256, 256, 256),
+        activation="relu",
+        dropout=0.0,
+        learning_rate=1e-3,
+        max_epochs=60,
+        batch_size=256,
+        weight_decay=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=8,
+        n_estimators=1,
+        target_transform="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.n_estimators = n_estimators
+        self.target_transform = target_transform
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def _resolve_target_transform(self, y):
+        mode = self.target_transform or "none"
+        if mode == "auto":
+            return "log" if np.all(y > 0) else "none"
+        if mode == "log" and not np.all(y > 0):
+            raise ValueError(
+                f"target_transform='log' needs positive targets; y has minimum {y.min():.4g}. "
+                "Floor the measurements (e.g. at a small fraction of the median) or use "
+                "target_transform='none'."
+            )
+        return mode
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the ensemble of MLPs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Numeric features (see :mod:`skedge.preprocessing` for design and
+            device encoders).
+        y : array-like of shape (n_samples,)
+            Target (accuracy in %, latency in ms, energy in mJ, ...).
+
+        Returns
+        -------
+        self : object
+        """
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        hidden = _check_hidden(self.hidden_layer_sizes)
+        self.target_transform_ = self._resolve_target_transform(y)
+        t = np.log(y) if self.target_transform_ == "log" else y
+        self.x_mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
+        self.y_mean_ = float(t.mean())
+        self.y_scale_ = float(t.std()) if t.std() > 1e-12 else 1.0
+        Xs = ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
+        ts = ((t - self.y_mean_) / self.y_scale_).astype(np.float32)
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
+        self.estimators_ = []
+        for i, seed in enumerate(seeds):
+            if self.verbose:
+                print(f"[{type(self).__name__}] member {i + 1}/{self.n_estimators}: "
+                      f"{len(X)} rows, {self.max_epochs} epochs")
+            self.estimators_.append(
+                fit_regression_net(
+                    Xs, ts,
+                    hidden=hidden,
+                    activation=self.activation,
+                    dropout=self.dropout,
+                    lr=self.learning_rate,
+                    max_epochs=self.max_epochs,
+                    batch_size=self.batch_size,
+                    weight_decay=self.weight_decay,
+                    early_stopping=self.early_stopping,
+                    validation_fraction=self.validation_fraction,
+                    patience=self.n_iter_no_change,
+                    seed=int(seed),
+                    verbose=max(0, int(self.verbose) - 1),
+                )
+            )
+        return self
+
+    # -------------------------------------------------------------- predict
+    def _member_outputs(self, Z):
+        """Transformed-scale outputs of each member for a raw-feature tensor ``Z``."""
+        mean = torch.as_tensor(self.x_mean_, dtype=Z.dtype)
+        scale = torch.as_tensor(self.x_scale_, dtype=Z.dtype)
+        Zs = (Z - mean) / scale
+        outs = torch.stack([net.module_(Zs) for net in self.estimators_])
+        return outs * self.y_scale_ + self.y_mean_
+
+    def _inverse(self, t):
+        return torch.exp(t) if self.target_transform_ == "log" else t
+
+    def torch_forward(self, Z):
+        """Differentiable prediction for a float tensor of raw features.
+
+        The member networks are used as they are (their weights are not
+        changed and receive no optimizer); gradients flow to ``Z``. Members are
+        averaged on the transformed scale (a geometric mean for log targets).
+
+        Parameters
+        ----------
+        Z : torch.Tensor of shape (n_samples, n_features_in_)
+
+        Returns
+        -------
+        pred : torch.Tensor of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self._inverse(self._member_outputs(Z).mean(dim=0))
+
+    def predict(self, X, return_std=False):
+        """Predict the target; optionally the spread of the ensemble.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return the standard deviation of the members' predictions
+            (in target units; zero for a single member).
+
+        Returns
+        -------
+        y_pred : ndarray of float64, shape (n_samples,)
+        y_std : ndarray of float64, shape (n_samples,)
+            Only with ``return_std=True``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        preds, outs = [], []
+        with torch.no_grad():
+            for start in range(0, len(X), 65536):
+                o = self._member_outputs(as_tensor(X[start:start + 65536]))
+                outs.append(self._inverse(o).double().numpy())
+                preds.append(self._inverse(o.mean(dim=0)).double().numpy())
+        y = np.concatenate(preds) if preds else np.zeros(0)
+        if not return_std:
+            return y
+        members = np.concatenate(outs, axis=1) if outs else np.zeros((len(self.estimators_), 0))
+        return y, members.std(axis=0)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        return tags
+
+
+class AccuracyRegressor(_MLPRegressorBase):
+    """MLP predictor of a design's accuracy (device independent).
+
+    Trained with MSE on the (standardized) accuracy. Use it on encoded designs,
+    most simply through :func:`make_accuracy_pipeline`, which one-hot encodes
+    the design indices with the categories of the space.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(256, 256, 256)
+        Width of each hidden layer.
+    activation : {"relu", "gelu", "tanh", "silu", "elu"}, default="relu"
+    dropout : float, default=0.0
+        Dropout after each hidden activation.
+    learning_rate : float, default=1e-3
+        AdamW learning rate (cosine-annealed over the epochs).
+    max_epochs : int, default=60
+    batch_size : int, default=256
+    weight_decay : float, default=1e-4
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop after
+        ``n_iter_no_change`` epochs without improvement (best weights kept).
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=8
+    n_estimators : int, default=1
+        Ensemble size; ``predict(X, return_std=True)`` reports the spread.
+    target_transform : {"auto", "log", "none"}, default="none"
+        ``"log"`` fits log(y); ``"auto"`` does so when every target is positive.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the members; the global torch RNG is left untouched.
+    verbose : int, default=0
+        1 prints one line per ensemble member, 2 adds skorch's epoch table.
+
+    Attributes
+    ----------
+    estimators_ : list of skorch.NeuralNetRegressor
+        The fitted members.
+    n_features_in_ : int
+    target_transform_ : str
+        The transform actually used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge import AccuracyRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.rand(200, 4); y = 70 + 10 * X[:, 0]
+    >>> reg = AccuracyRegressor(hidden_layer_sizes=(32,), max_epochs=200, random_state=0)
+    >>> reg.fit(X, y).score(X, y) > 0.9
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(256, 256, 256),
+        activation="relu",
+        dropout=0.0,
+        learning_rate=1e-3,
+        max_epochs=60,
+        batch_size=256,
+        weight_decay=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=8,
+        n_estimators=1,
+        target_transform="none",
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, dropout=dropout,
+            learning_rate=learning_rate, max_epochs=max_epochs, batch_size=batch_size,
+            weight_decay=weight_decay, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            n_estimators=n_estimators, target_transform=target_transform,
+            random_state=random_state, verbose=verbose,
+        )
+
+
+class DevicePerformanceRegressor(_MLPRegressorBase):
+    """MLP predictor of latency or energy from (design, device) features.
+
+    One model serves every device, including devices it never saw: the device
+    enters only through its features (spec sheet, few-shot signature or a
+    learned embedding; see :func:`make_performance_pipeline`).
+
+    By default (``target_transform="auto"``) a positive target is modelled on
+    the log scale: the MSE is taken on log-latency, so errors are relative
+    (a 1 ms error matters on a 5 ms GPU, not on a 500 ms phone) and the
+    ensemble mean is a geometric mean.
+
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, dropout, learning_rate, max_epochs, \
+batch_size, weight_decay, early_stopping, validation_fraction, \
+n_iter_no_change, n_estimators, random_state, verbose
+        As in :class:`AccuracyRegressor`.
+    target_transform : {"auto", "log", "none"}, default="auto"
+        ``"auto"``: log when every target is positive.
+
+    Attributes
+    ----------
+    estimators_ : list of skorch.NeuralNetRegressor
+    n_features_in_ : int
+    target_transform_ : str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge import DevicePerformanceRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.rand(300, 3); y = np.exp(X @ [1.0, 2.0, -1.0])
+    >>> reg = DevicePerformanceRegressor(hidden_layer_sizes=(32,), max_epochs=40,
+    ...                                  random_state=0).fit(X, y)
+    >>> reg.target_transform_
+    'log'
+    >>> y_pred, y_std = reg.predict(X[:2], return_std=True)
+    >>> y_pred.dtype.name, y_std.shape
+    ('float64', (2,))
+    """
+
+    _default_target_transform = "auto"

@@ -1,0 +1,436 @@
+"""Encoders of designs and devices that compose in ``Pipeline`` / ``ColumnTransformer``.
+
+* :class:`DesignOneHotEncoder` - one-hot of design indices, categories fixed by the space.
+* :class:`DesignEmbedding` - a learned low-dimensional linear embedding of designs.
+* :class:`DeviceFeatureEncoder` - spec-sheet features: kind one-hot, log scale,
+  imputation of unknowns with a missing indicator, standardization.
+* :class:`DeviceSignatureEncoder` - a device described by its latencies on the
+  space's reference designs (the few-shot "hardware embedding").
+* :class:`DeviceEmbedding` - a learned low-dimensional embedding of device features.
+
+Design-side transformers also implement ``torch_transform(P)``: the same map
+applied to *soft* designs (per-choice probabilities laid out like the one-hot),
+so fitted pipelines can be differentiated (see :mod:`skedge.differentiable`).
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.decomposition import PCA
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .devices import DEVICE_FEATURES, DEVICE_KINDS
+from .spaces import DesignSpace, get_space
+
+__all__ = [
+    "DesignOneHotEncoder",
+    "DesignEmbedding",
+    "DeviceFeatureEncoder",
+    "DeviceSignatureEncoder",
+    "DeviceEmbedding",
+]
+
+
+def _resolve_space(space):
+    return None if space is None else get_space(space)
+
+
+class DesignOneHotEncoder(TransformerMixin, BaseEstimator):
+    """One-hot encode design index columns with the categories of a design space.
+
+    The categories come from the space, not from the data, so a valid option
+    never seen in training still encodes (to its own column), and an invalid
+    index is rejected with the name of the column and value. Without a space,
+    categories are learned from the data as in
+    :class:`sklearn.preprocessing.OneHotEncoder` and unseen values encode to
+    all zeros.
+
+    Parameters
+    ----------
+    space : DesignSpace or str, default=None
+        The design space (or its name, see :func:`skedge.spaces.get_space`).
+
+    Attributes
+    ----------
+    categories_ : list of ndarray
+        Option indices of each column.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from skedge.preprocessing import DesignOneHotEncoder
+    >>> enc = DesignOneHotEncoder(space="nb201").fit([[0, 1, 2, 3, 4, 0]])
+    >>> enc.transform([[4, 4, 4, 4, 4, 4]]).sum(), enc.transform([[0] * 6]).shape
+    (np.float64(6.0), (1, 30))
+    >>> enc.get_feature_names_out()[:2].tolist()
+    ['e0=none', 'e0=skip_connect']
+    """
+
+    _parameter_constraints = {"space": [DesignSpace, str, None]}
+
+    def __init__(self, *, space=None):
+        self.space = space
+
+    def _check(self, X, reset):
+        space = _resolve_space(self.space)
+        if space is None:
+            return validate_data(self, X, reset=reset, dtype=np.float64)
+        # Design indices are validated by the space (names the bad column/value).
+        X = validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False)
+        return space.validate(X)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fix the categories (from the space, or from ``X`` without one)."""
+        X = self._check(X, reset=True)
+        space = _resolve_space(self.space)
+        categories = (
+            [np.arange(k) for k in space.n_options] if space is not None else "auto"
+        )
+        # Without a space, an option never seen in fit encodes to all zeros.
+        self.encoder_ = OneHotEncoder(
+            categories=categories,
+            sparse_output=False,
+            dtype=np.float64,
+            handle_unknown="error" if space is not None else "ignore",
+        ).fit(X)
+        self.categories_ = self.encoder_.categories_
+        return self
+
+    def transform(self, X):
+        """One-hot encode designs; returns a dense float array."""
+        check_is_fitted(self)
+        return self.encoder_.transform(self._check(X, reset=False))
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        space = _resolve_space(self.space)
+        if space is None:
+            return self.encoder_.get_feature_names_out(input_features)
+        return np.array(
+            [f"{c.name}={opt}" for c in space.choices for opt in c.options], dtype=object
+        )
+
+    def torch_transform(self, P):
+        """Soft designs (probabilities laid out like the one-hot) pass through unchanged."""
+        return P
+
+
+class DesignEmbedding(TransformerMixin, BaseEstimator):
+    """Learned linear low-dimensional embedding of designs.
+
+    Designs are one-hot encoded with the space's categories, then projected:
+
+    * with a target ``y`` (e.g. the standardized log-latency profile of each
+      design over the training devices, shape ``(n_designs, n_devices)``, or
+      accuracy), by partial least squares, so the components are the design
+      directions that explain performance;
+    * without ``y``, by PCA of the one-hot codes.
+
+    The map is linear, so soft designs embed exactly the same way
+    (:meth:`torch_transform`).
+
+    Parameters
+    ----------
+    space : DesignSpace or str, default=None
+        The design space; without one, categories are learned from the data.
+    n_components : int, default=8
+        Embedding width.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_one_hot, n_components)
+    offset_ : ndarray of shape (n_components,)
+        ``embedding = one_hot @ components_ - offset_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge.spaces import NB201Space
+    >>> from skedge.preprocessing import DesignEmbedding
+    >>> space = NB201Space(); X = space.sample(300, random_state=0)
+    >>> y = (X == 3).sum(axis=1) + 0.1 * (X == 2).sum(axis=1)
+    >>> emb = DesignEmbedding(space=space, n_components=2).fit(X, y)
+    >>> emb.transform(X).shape, emb.get_feature_names_out().tolist()
+    ((300, 2), ['designembedding0', 'designembedding1'])
+    """
+
+    _parameter_constraints = {
+        "space": [DesignSpace, str, None],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, *, space=None, n_components=8):
+        self.space = space
+        self.n_components = n_components
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the projection (PLS against ``y`` when given, PCA otherwise)."""
+        self.encoder_ = DesignOneHotEncoder(space=self.space).fit(X)
+        self.n_features_in_ = self.encoder_.n_features_in_
+        if hasattr(self.encoder_, "feature_names_in_"):
+            self.feature_names_in_ = self.encoder_.feature_names_in_
+        H = self.encoder_.transform(X)
+        k = min(self.n_components, H.shape[1], max(1, H.shape[0] - 1))
+        if y is not None:
+            Y = np.asarray(y, dtype=np.float64)
+            Y = Y.reshape(len(Y), -1)
+            pls = PLSRegression(n_components=k, scale=False).fit(H, Y)
+            # PLS scores are (H - mean) @ x_rotations_.
+            W, mean = pls.x_rotations_, pls._x_mean
+        else:
+            pca = PCA(n_components=k).fit(H)
+            W, mean = pca.components_.T, pca.mean_
+        self.components_ = W
+        self.offset_ = mean @ W
+        self.n_components_ = k
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        return self.encoder_.transform(X) @ self.components_ - self.offset_
+
+    def torch_transform(self, P):
+        W = torch.as_tensor(self.components_, dtype=P.dtype)
+        return P @ W - torch.as_tensor(self.offset_, dtype=P.dtype)
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        return np.array([f"designembedding{i}" for i in range(self.n_components_)], dtype=object)
+
+
+class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
+    """Encode spec-sheet device features for a neural predictor.
+
+    * the ``kind`` column (an index into :data:`skedge.devices.DEVICE_KINDS`)
+      becomes a one-hot over all known kinds;
+    * every other column is put on a signed log scale (``sign(x) log1p(|x|)``):
+      peak GOP/s and bandwidth span four orders of magnitude across devices;
+    * unknown values (NaN) are imputed with the training median and flagged by
+      a missing-indicator column, so "unknown" is information, not a guess;
+    * everything is standardized.
+
+    Parameters
+    ----------
+    kind_column : "auto", int or None, default="auto"
+        Position of the ``kind`` column. ``"auto"``: column 0 when the input
+        has exactly the :data:`~skedge.devices.DEVICE_FEATURES` columns.
+    log : bool, default=True
+        Apply the signed log to the non-kind columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge.preprocessing import DeviceFeatureEncoder
+    >>> D = np.array([[0, 1, 32, 80, 30, 4, 2.5, 2, 4, np.nan, 10, 2018],
+    ...               [8, 1, 32, 11000, 480, 3584, 1.5, 3, 11, 250, 16, 2017]])
+    >>> Z = DeviceFeatureEncoder().fit_transform(D)
+    >>> Z.shape
+    (2, 24)
+    """
+
+    _parameter_constraints = {
+        "kind_column": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left"), None],
+        "log": ["boolean"],
+    }
+
+    def __init__(self, *, kind_column="auto", log=True):
+        self.kind_column = kind_column
+        self.log = log
+
+    def _kind_col(self):
+        if self.kind_column == "auto":
+            return 0 if self.n_features_in_ == len(DEVICE_FEATURES) else None
+        if self.kind_column is not None and self.kind_column >= self.n_features_in_:
+            raise ValueError(
+                f"kind_column={self.kind_column} but X has {self.n_features_in_} columns."
+            )
+        return self.kind_column
+
+    def _split(self, X):
+        kc = self.kind_col_
+        num = X if kc is None else np.delete(X, kc, axis=1)
+        if self.log:
+            num = np.sign(num) * np.log1p(np.abs(num))
+        if kc is None:
+            return num, None
+        kind = X[:, kc]
+        known = np.isnan(kind) | np.isin(kind, np.arange(len(DEVICE_KINDS)))
+        if not known.all():
+            raise ValueError(
+                f"device kind code {kind[~known][0]!r} is not an index into "
+                f"DEVICE_KINDS (0..{len(DEVICE_KINDS) - 1})."
+            )
+        onehot = np.zeros((len(X), len(DEVICE_KINDS)))
+        ok = ~np.isnan(kind)
+        onehot[np.flatnonzero(ok), kind[ok].astype(int)] = 1.0
+        return num, onehot
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn medians and scales of the training devices."""
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        self.kind_col_ = self._kind_col()
+        num, onehot = self._split(X)
+        # keep_empty_features: a column unknown for every training device stays a
+        # (constant) column, so widths never depend on which values were missing.
+        self.imputer_ = SimpleImputer(
+            strategy="median", add_indicator=True, keep_empty_features=True
+        ).fit(num)
+        parts = [self.imputer_.transform(num)] + ([onehot] if onehot is not None else [])
+        self.scaler_ = StandardScaler().fit(np.hstack(parts))
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+        num, onehot = self._split(X)
+        parts = [self.imputer_.transform(num)] + ([onehot] if onehot is not None else [])
+        return self.scaler_.transform(np.hstack(parts))
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        if input_features is None:
+            if hasattr(self, "feature_names_in_"):
+                input_features = list(self.feature_names_in_)
+            elif self.n_features_in_ == len(DEVICE_FEATURES):
+                input_features = list(DEVICE_FEATURES)
+            else:
+                input_features = [f"x{i}" for i in range(self.n_features_in_)]
+        names = list(input_features)
+        if self.kind_col_ is not None:
+            names.pop(self.kind_col_)
+        out = list(self.imputer_.get_feature_names_out(names))
+        if self.kind_col_ is not None:
+            out += [f"kind={k}" for k in DEVICE_KINDS]
+        return np.array(out, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+class DeviceSignatureEncoder(TransformerMixin, BaseEstimator):
+    """Describe a device by its latencies on the space's reference designs.
+
+    Input: one column per reference design, the device's measured latency
+    (positive, e.g. ms). Output: the log-latencies centred and scaled within
+    the row (the *shape* of the device's response: which designs are relatively
+    slow on it), followed by the row's mean and spread of log-latency (its
+    overall speed), both standardized over the training devices.
+
+    Examples
+    --------
+    >>> from skedge.preprocessing import DeviceSignatureEncoder
+    >>> enc = DeviceSignatureEncoder().fit([[1.0, 2.0, 4.0], [10.0, 20.0, 80.0]])
+    >>> enc.transform([[2.0, 4.0, 8.0]]).round(3).tolist()
+    [[-1.225, 0.0, 1.225, -0.453, -1.0]]
+    >>> enc.get_feature_names_out().tolist()
+    ['sig0', 'sig1', 'sig2', 'sig_mean', 'sig_spread']
+    """
+
+    _parameter_constraints = {}
+
+    def __init__(self):
+        pass
+
+    def _encode(self, X):
+        if np.any(X <= 0):
+            raise ValueError(
+                "device signatures are latencies on the reference designs and must be "
+                f"positive; got minimum {X.min():.4g}."
+            )
+        L = np.log(X)
+        m = L.mean(axis=1, keepdims=True)
+        s = L.std(axis=1, keepdims=True)
+        z = (L - m) / np.where(s > 1e-12, s, 1.0)
+        return z, np.hstack([m, s])
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn how to standardize the speed columns over the training devices."""
+        X = validate_data(self, X, dtype=np.float64)
+        _, ms = self._encode(X)
+        self.scaler_ = StandardScaler().fit(ms)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        z, ms = self._encode(X)
+        return np.hstack([z, self.scaler_.transform(ms)])
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        return np.array(
+            [f"sig{i}" for i in range(self.n_features_in_)] + ["sig_mean", "sig_spread"],
+            dtype=object,
+        )
+
+
+class DeviceEmbedding(TransformerMixin, BaseEstimator):
+    """Learned low-dimensional embedding of devices (PCA of encoded features).
+
+    Fit it offline on a device table (one row per device setting); it then
+    maps any device row, seen or not, to ``n_components`` coordinates.
+
+    Parameters
+    ----------
+    n_components : int, default=4
+    encoder : transformer, default=None
+        Applied before the PCA; default :class:`DeviceFeatureEncoder`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge.preprocessing import DeviceEmbedding
+    >>> D = np.random.RandomState(0).rand(10, 5)
+    >>> DeviceEmbedding(n_components=2).fit(D).transform(D).shape
+    (10, 2)
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "encoder": [HasMethods(["fit", "transform"]), None],
+    }
+
+    def __init__(self, *, n_components=4, encoder=None):
+        self.n_components = n_components
+        self.encoder = encoder
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        from sklearn.base import clone
+
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        self.encoder_ = clone(self.encoder) if self.encoder is not None else DeviceFeatureEncoder()
+        Z = self.encoder_.fit_transform(X)
+        k = min(self.n_components, Z.shape[1], Z.shape[0])
+        self.pca_ = PCA(n_components=k).fit(Z)
+        self.n_components_ = k
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+        return self.pca_.transform(self.encoder_.transform(X))
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        return np.array([f"deviceembedding{i}" for i in range(self.n_components_)], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
