@@ -1,0 +1,192 @@
+"""The design objective every optimizer in skedge minimizes.
+
+.. math::
+
+    f(x; d, \\lambda) = -\\frac{Acc(x)}{100}
+        + \\lambda_{lat} \\frac{Lat(x; d)}{Lat_{ref}(d)}
+        + \\lambda_{en} \\frac{En(x; d)}{En_{ref}(d)}
+
+``Acc`` is in percent, so the first term is accuracy as a fraction.
+``Lat_ref(d)`` (``En_ref(d)``) is the geometric mean of the *predicted* latency
+(energy) of a fixed set of reference designs on device ``d``. Dividing by it
+makes λ mean the same on every device: ``λ_lat = 0.05`` says "a design as slow
+as the typical reference design must buy 5 accuracy points", whether the device
+answers in microseconds or seconds. It is computed from the predictors alone,
+so it is available for any device, seen or not.
+
+Rows of the optimizer input ``X`` are ``[device columns..., λ_lat]`` or, with
+an energy predictor, ``[device columns..., λ_lat, λ_en]``; the device columns
+are exactly those the latency predictor takes after the design columns (spec
+features, then the signature if the pipeline has one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from ..differentiable import torch_predictor
+from ..spaces import get_space
+
+__all__ = ["Objective"]
+
+
+class Objective:
+    """Predicted objective of designs on devices, in numpy (hard) and torch (soft) form.
+
+    Parameters
+    ----------
+    space : DesignSpace or str
+    accuracy : fitted estimator
+        Predicts accuracy (%) from design index rows (e.g.
+        :func:`~skedge.make_accuracy_pipeline`).
+    latency : fitted estimator
+        Predicts latency from pair rows ``[design, device columns]`` (e.g.
+        :func:`~skedge.make_performance_pipeline`).
+    energy : fitted estimator, default=None
+        Like ``latency``, for energy; optional (an objective without energy works).
+    n_reference : int, default=32
+        Designs sampled (seed 0) to define the per-device normalization.
+
+    Attributes
+    ----------
+    n_device_columns : int
+    n_lambdas : int
+        1 without energy, 2 with.
+    reference_designs : ndarray
+    """
+
+    def __init__(self, space, accuracy, latency, energy=None, *, n_reference=32):
+        self.space = get_space(space)
+        for name, est in (("accuracy", accuracy), ("latency", latency), ("energy", energy)):
+            if est is None and name != "energy":
+                raise ValueError(f"the {name} predictor is required.")
+            if est is not None:
+                try:
+                    check_is_fitted(est)
+                except Exception as exc:
+                    raise ValueError(f"the {name} predictor is not fitted: {exc}") from None
+        self.accuracy, self.latency, self.energy = accuracy, latency, energy
+        self.f_acc = torch_predictor(accuracy, self.space)
+        self.f_lat = torch_predictor(latency, self.space)
+        self.f_en = torch_predictor(energy, self.space) if energy is not None else None
+        self.n_device_columns = self.f_lat.n_device_columns
+        if self.f_en is not None and self.f_en.n_device_columns != self.n_device_columns:
+            raise ValueError("the latency and energy predictors take different device columns.")
+        self.n_lambdas = 1 if energy is None else 2
+        self.reference_designs = self.space.sample(n_reference, random_state=0)
+
+    @property
+    def lambda_names(self):
+        return ["lambda_latency"] + (["lambda_energy"] if self.energy is not None else [])
+
+    # ---------------------------------------------------------------- inputs
+    def split(self, X):
+        """Validate optimizer rows and split them into (device columns, λ)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[None, :]
+        width = self.n_device_columns + self.n_lambdas
+        if X.ndim != 2 or X.shape[1] != width:
+            raise ValueError(
+                f"optimizer rows must have {width} columns ({self.n_device_columns} device "
+                f"columns, then {', '.join(self.lambda_names)}); got shape {X.shape}."
+            )
+        D, lam = X[:, : self.n_device_columns], X[:, self.n_device_columns:]
+        if np.isnan(D).any() and not _predictor_allows_nan(self.latency):
+            raise ValueError("device columns hold NaN and the latency predictor cannot impute.")
+        if np.isinf(D).any():
+            raise ValueError("device columns hold infinite values.")
+        if not np.isfinite(lam).all() or (lam < 0).any():
+            bad = lam[~np.isfinite(lam) | (lam < 0)][0]
+            raise ValueError(f"objective weights λ must be finite and >= 0; got {bad!r}.")
+        return D, lam
+
+    # ---------------------------------------------------------------- numpy
+    def _pairs(self, designs, D):
+        D = np.broadcast_to(D, (len(designs), D.shape[-1])) if D.ndim == 1 or len(D) == 1 else D
+        return np.hstack([designs.astype(np.float64), D])
+
+    def metrics(self, designs, D):
+        """Predicted accuracy, latency (and energy) of designs on devices.
+
+        ``D`` is one device row (broadcast) or one row per design.
+        Returns a dict of float arrays ``accuracy``, ``latency`` (, ``energy``).
+        """
+        designs = self.space.validate(designs)
+        D = np.atleast_2d(np.asarray(D, dtype=np.float64))
+        out = {
+            "accuracy": np.asarray(self.accuracy.predict(designs), dtype=np.float64),
+            "latency": np.asarray(self.latency.predict(self._pairs(designs, D)), dtype=np.float64),
+        }
+        if self.energy is not None:
+            out["energy"] = np.asarray(self.energy.predict(self._pairs(designs, D)), np.float64)
+        return out
+
+    def references(self, D):
+        """Per-device normalizers (geometric mean over the reference designs).
+
+        Returns an array (n_devices, n_lambdas): latency reference, then energy.
+        """
+        D = np.atleast_2d(np.asarray(D, dtype=np.float64))
+        R = self.reference_designs
+        rows = np.hstack([np.tile(R, (len(D), 1)).astype(np.float64), np.repeat(D, len(R), 0)])
+        cols = [self.latency] + ([self.energy] if self.energy is not None else [])
+        refs = [np.exp(np.log(np.maximum(est.predict(rows), 1e-12)).reshape(len(D), len(R)).mean(1))
+                for est in cols]
+        return np.stack(refs, axis=1)
+
+    def value_from_metrics(self, metrics, lam, refs):
+        """Objective from precomputed metrics; broadcasts over designs and λ rows."""
+        f = -np.asarray(metrics["accuracy"]) / 100.0
+        f = f + lam[..., 0] * metrics["latency"] / refs[..., 0]
+        if self.energy is not None:
+            f = f + lam[..., 1] * metrics["energy"] / refs[..., 1]
+        return f
+
+    def value(self, designs, X):
+        """Objective of ``designs[i]`` for optimizer row ``X[i]`` (or one row for all)."""
+        D, lam = self.split(X)
+        m = self.metrics(designs, D)
+        return self.value_from_metrics(m, lam, self.references(D))
+
+    # ---------------------------------------------------------------- torch
+    def torch_value(self, P, encoded, lam, refs):
+        """Differentiable objective of soft designs ``P``.
+
+        Parameters
+        ----------
+        P : torch.Tensor (n, space.n_one_hot)
+        encoded : tuple
+            ``(lat_enc, en_enc)`` from :meth:`encode`.
+        lam : torch.Tensor (n, n_lambdas)
+        refs : torch.Tensor (n, n_lambdas)
+        """
+        lat_enc, en_enc = encoded
+        f = -self.f_acc(P) / 100.0 + lam[:, 0] * self.f_lat(P, encoded=lat_enc) / refs[:, 0]
+        if self.f_en is not None:
+            f = f + lam[:, 1] * self.f_en(P, encoded=en_enc) / refs[:, 1]
+        return f
+
+    def encode(self, D):
+        """Encode device columns once for :meth:`torch_value`."""
+        return (
+            self.f_lat.encode_devices(D),
+            self.f_en.encode_devices(D) if self.f_en is not None else None,
+        )
+
+    def torch_refs(self, D):
+        return torch.as_tensor(self.references(D), dtype=torch.float32)
+
+
+def _predictor_allows_nan(est):
+    """True when the predictor imputes unknown device features (NaN) itself."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    from ..preprocessing import DeviceFeatureEncoder
+
+    if isinstance(est, Pipeline) and isinstance(est.steps[0][1], ColumnTransformer):
+        return any(isinstance(t, DeviceFeatureEncoder) for _, t, _ in est.steps[0][1].transformers_)
+    return False
