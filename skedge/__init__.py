@@ -6,6 +6,7 @@ design optimizer that maps (device features, objective weights) to a design.
 
 from ._version import __version__
 from .pipelines import make_accuracy_pipeline, make_performance_pipeline
+from .optimize import SearchBaseline
 from .predictors import AccuracyRegressor, DevicePerformanceRegressor
 from .spaces import FBNetSpace, NB201Space, OFASpace, get_space
 
@@ -13,6 +14,7 @@ __all__ = [
     "__version__",
     "AccuracyRegressor",
     "DevicePerformanceRegressor",
+    "SearchBaseline",
     "make_accuracy_pipeline",
     "make_performance_pipeline",
     "NB201Space",

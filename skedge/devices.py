@@ -25,6 +25,7 @@ __all__ = [
     "validate_device_table",
     "describe_local_device",
     "hardware_name",
+    "hardware_groups",
 ]
 
 #: Device families; the ``kind`` feature is the index into this tuple.
@@ -78,6 +79,61 @@ def hardware_name(setting):
     if m and int(m.group(1)) in (1, 32, 64, 128, 256):
         return setting[: m.start()]
     return setting
+
+
+def hardware_groups(table):
+    """Group device settings that run on the same hardware.
+
+    Two settings share hardware when their names differ only in a batch-size
+    suffix (``1080ti_1``, ``1080ti_32``) or when their feature rows are identical
+    apart from ``batch_size`` (``pixel3`` and ``rice_pixel3``; ``eagle_gtx`` and
+    ``1080ti_1``). An unseen-device evaluation must hold out a whole group.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Device features indexed by setting name (e.g. :func:`load_devices`).
+
+    Returns
+    -------
+    groups : dict
+        ``{setting name: group label}``; the label is the group's first name in
+        sorted order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skedge.devices import DEVICE_FEATURES, hardware_groups
+    >>> t = pd.DataFrame([[1.0] * 12, [1.0] * 12, [2.0] * 12], columns=DEVICE_FEATURES,
+    ...                  index=["gpu_1", "gpu_32", "phone"])
+    >>> hardware_groups(t)
+    {'gpu_1': 'gpu_1', 'gpu_32': 'gpu_1', 'phone': 'phone'}
+    """
+    names = sorted(map(str, table.index))
+    parent = {n: n for n in names}
+
+    def find(n):
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    def union(a, b):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    by_key = {}
+    spec_cols = [c for c in DEVICE_FEATURES if c != "batch_size" and c in table.columns]
+    for name in names:
+        row = table.loc[name, spec_cols].to_numpy(dtype=np.float64)
+        spec_key = tuple("nan" if np.isnan(v) else round(float(v), 9) for v in row)
+        for key in (("name", hardware_name(name)), ("spec", spec_key)):
+            if key in by_key:
+                union(name, by_key[key])
+            else:
+                by_key[key] = name
+    return {n: find(n) for n in names}
 
 
 def validate_device_table(df, *, source="device table"):

@@ -324,7 +324,7 @@ class DeviceSignatureEncoder(TransformerMixin, BaseEstimator):
     """Describe a device by its latencies on the space's reference designs.
 
     Input: one column per reference design, the device's measured latency
-    (positive, e.g. ms). Output: the log-latencies centred and scaled within
+    (non-negative, e.g. ms; readings below 1e-6 are floored there before the log). Output: the log-latencies centred and scaled within
     the row (the *shape* of the device's response: which designs are relatively
     slow on it), followed by the row's mean and spread of log-latency (its
     overall speed), both standardized over the training devices.
@@ -340,17 +340,24 @@ class DeviceSignatureEncoder(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {}
+    _floor = 1e-6
 
     def __init__(self):
         pass
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
+
     def _encode(self, X):
-        if np.any(X <= 0):
+        if np.any(X < 0):
             raise ValueError(
-                "device signatures are latencies on the reference designs and must be "
-                f"positive; got minimum {X.min():.4g}."
+                "Negative values in data: device signatures are latencies on the reference "
+                f"designs and cannot be negative; got minimum {X.min():.4g}."
             )
-        L = np.log(X)
+        # A zero reading (degenerate design, coarse timer) would be -inf on the log scale.
+        L = np.log(np.maximum(X, self._floor))
         m = L.mean(axis=1, keepdims=True)
         s = L.std(axis=1, keepdims=True)
         z = (L - m) / np.where(s > 1e-12, s, 1.0)

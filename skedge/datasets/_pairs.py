@@ -51,7 +51,9 @@ def _select_devices(bunch, devices, target):
     return table, names
 
 
-def to_pairs(bunch, *, devices=None, target="latency", as_frame=False, dropna=True):
+def to_pairs(
+    bunch, *, devices=None, target="latency", signature=None, as_frame=False, dropna=True
+):
     """Turn a benchmark Bunch into the long (design, device) pair table.
 
     Parameters
@@ -62,6 +64,11 @@ def to_pairs(bunch, *, devices=None, target="latency", as_frame=False, dropna=Tr
         Device settings to keep (all when None).
     target : {"latency", "energy"}, default="latency"
         Which table becomes ``y``.
+    signature : array-like of int, default=None
+        Row positions of signature designs (e.g. ``bunch.reference_idx``). Each
+        row then also carries its device's measured ``target`` on those designs
+        (columns ``ref0, ref1, ...``): the few-shot device description read by
+        :class:`~skedge.preprocessing.DeviceSignatureEncoder`.
     as_frame : bool, default=False
         Return ``X`` as a DataFrame with named columns instead of an array.
     dropna : bool, default=True
@@ -69,8 +76,9 @@ def to_pairs(bunch, *, devices=None, target="latency", as_frame=False, dropna=Tr
 
     Returns
     -------
-    X : ndarray of shape (n_pairs, n_choices + n_device_features) or DataFrame
-        Design index columns, then the device-feature columns.
+    X : ndarray of shape (n_pairs, n_choices + n_device_features [+ n_signature]) or DataFrame
+        Design index columns, then the device-feature columns, then the
+        signature columns.
     y : ndarray of shape (n_pairs,)
         The target (ms for latency, mJ for energy).
     groups : ndarray of str, shape (n_pairs,)
@@ -87,6 +95,18 @@ def to_pairs(bunch, *, devices=None, target="latency", as_frame=False, dropna=Tr
     table, names = _select_devices(bunch, devices, target)
     designs = np.asarray(bunch["designs"])
     dev = bunch["devices"].loc[names, list(DEVICE_FEATURES)].to_numpy(np.float64)
+    sig_cols = []
+    if signature is not None:
+        signature = np.asarray(signature, dtype=np.int64)
+        sig = table[names].to_numpy(np.float64)[signature].T  # (devices, n_signature)
+        missing = ~np.isfinite(sig).all(axis=1)
+        if missing.any():
+            raise ValueError(
+                f"device {names[int(np.argmax(missing))]!r} has no {target} measured on "
+                "every signature design; choose designs measured on all devices."
+            )
+        dev = np.hstack([dev, sig])
+        sig_cols = [f"ref{i}" for i in range(len(signature))]
     n, m = len(designs), len(names)
     y = table[names].to_numpy(np.float64).T.reshape(-1)  # device-major order
     X = np.hstack([np.tile(designs, (m, 1)).astype(np.float64), np.repeat(dev, n, axis=0)])
@@ -95,7 +115,7 @@ def to_pairs(bunch, *, devices=None, target="latency", as_frame=False, dropna=Tr
         keep = np.isfinite(y)
         X, y, groups = X[keep], y[keep], groups[keep]
     if as_frame:
-        cols = list(bunch["space"].choice_names) + list(DEVICE_FEATURES)
+        cols = list(bunch["space"].choice_names) + list(DEVICE_FEATURES) + sig_cols
         X = pd.DataFrame(X, columns=cols)
         X[cols[: designs.shape[1]]] = X[cols[: designs.shape[1]]].astype(np.int64)
     return X, y, groups
