@@ -368,15 +368,21 @@ def _unique_rows(X):
     return X[np.sort(first)]
 
 
-def _sample_unique(space, n, random_state):
+def _sample_unique(space, n, random_state, exclude=None):
+    """``n`` distinct designs drawn uniformly, none of them in ``exclude``."""
     from sklearn.utils import check_random_state
 
-    if n > space.size:
-        raise ValueError(f"n={n} exceeds the {space.size:,} designs of {space!r}.")
+    excluded = set() if exclude is None else {tuple(r) for r in np.asarray(exclude)}
+    if n > space.size - len(excluded):
+        raise ValueError(
+            f"n={n} exceeds the {space.size - len(excluded):,} designs of {space!r} that are "
+            "not already listed."
+        )
     rng = check_random_state(random_state)
     X = np.empty((0, space.n_choices), dtype=np.int64)
     while len(X) < n:
         X = _unique_rows(np.vstack([X, space.sample(n - len(X), random_state=rng)]))
+        X = X[[tuple(r) not in excluded for r in X]].reshape(-1, space.n_choices)
     return X[:n]
 
 
@@ -401,7 +407,8 @@ def measure(space, out, *, designs=None, n=None, include_reference=False, random
     designs : array-like of shape (n_designs, n_choices), default=None
         Designs to measure (option indices); duplicates are measured once.
     n : int, default=None
-        Otherwise, measure ``n`` distinct designs sampled uniformly.
+        Otherwise, measure ``n`` distinct designs sampled uniformly (none of
+        them a reference design, so ``include_reference`` adds 10 more).
     include_reference : bool, default=False
         Also measure (first) the space's 10 reference designs, read from
         ``reference_archs.json`` of the data home; their rows get
@@ -469,7 +476,7 @@ def measure(space, out, *, designs=None, n=None, include_reference=False, random
         parts.append(given)
     elif n is not None:
         n = _non_negative(n=n)
-        parts.append(_sample_unique(space, n, random_state))
+        parts.append(_sample_unique(space, n, random_state, exclude=parts[0] if parts else None))
     if not parts or sum(len(p) for p in parts) == 0:
         raise ValueError("nothing to measure: give designs, n > 0 or include_reference=True.")
     X = np.vstack(parts)

@@ -111,6 +111,20 @@ def test_duplicates_are_measured_once(tmp_path):
     assert len(df) == 3
 
 
+def test_sampled_designs_are_distinct_and_exclude_listed_ones():
+    from skedge.measure import _sample_unique
+
+    space = NB201Space()
+    listed = space.sample(2000, random_state=1)
+    X = _sample_unique(space, 300, 0, exclude=listed)
+    keys = {tuple(r) for r in X}
+    assert len(keys) == 300 and not keys & {tuple(r) for r in listed}
+    # NB201 is small: 5000 uniform draws hold duplicates, the sample none.
+    assert len(np.unique(_sample_unique(space, 5000, 0), axis=0)) == 5000
+    with pytest.raises(ValueError, match="exceeds"):
+        _sample_unique(space, space.size, 0, exclude=listed[:1])
+
+
 def test_resume_repairs_torn_last_line(tmp_path):
     out = tmp_path / "m.csv"
     measure("nb201", out, designs=TINY[:2], device_name="a", **FAST)
