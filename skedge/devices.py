@@ -61,20 +61,28 @@ DEVICE_FEATURES = (
 )
 
 _BATCH_SUFFIX = re.compile(r"_(\d+)$")
+_THREADS_SUFFIX = re.compile(r"_t\d+$")
 
 
 def hardware_name(setting):
     """Name of the hardware behind a device setting: ``'1080ti_32'`` -> ``'1080ti'``.
 
-    Settings that differ only in their batch-size suffix share hardware and
-    must be held out together when a device is evaluated as unseen.
+    Settings that differ only in their batch-size suffix (``_1``, ``_32``, ...)
+    or thread-count suffix (``_t1``, ``_t2``, as ``skedge measure`` names
+    them) share hardware and must be held out together when a device is
+    evaluated as unseen.
 
     Examples
     --------
     >>> from skedge.devices import hardware_name
     >>> hardware_name("titanxp_256"), hardware_name("pixel3"), hardware_name("true_a76")
     ('titanxp', 'pixel3', 'true_a76')
+    >>> hardware_name("local_t2")
+    'local'
     """
+    m = _THREADS_SUFFIX.search(setting)
+    if m:
+        return setting[: m.start()]
     m = _BATCH_SUFFIX.search(setting)
     if m and int(m.group(1)) in (1, 32, 64, 128, 256):
         return setting[: m.start()]

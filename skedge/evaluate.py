@@ -1,0 +1,372 @@
+"""Evaluation of the predictors on devices they never saw (``skedge evaluate-predictors``).
+
+For every held-out piece of hardware (all its device settings held out
+together), predictors are trained on the *other* devices only, then scored on
+all measured designs of the held-out device, excluding the k designs granted
+to few-shot methods. Methods, all on the same split:
+
+``skedge``
+    k = 0: the spec-sheet pipeline (design one-hot + device features).
+    k > 0: the signature pipeline (device described by its latencies on the
+    signature designs; trained with device mixup), then the log-affine
+    :class:`~skedge.fewshot.FewShotAdapter` fitted on the k shots.
+``flops``
+    log latency affine in log MACs (fitted on the pooled training devices at
+    k = 0, on the k shots otherwise).
+``train_average``
+    mean over training devices of per-device standardized log latency (scale:
+    the training devices' mean at k = 0, affine on the k shots otherwise).
+``linear_mix`` (k > 0)
+    non-negative mix of training devices' log latencies plus an intercept,
+    fitted on the k shots (``scipy.optimize.lsq_linear``).
+
+Targets are floored per device at its 1st percentile before any log and in
+scoring (NAS-Bench-201's degenerate cells read ~0 ms on some devices).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import lsq_linear
+from scipy.stats import spearmanr
+from sklearn.utils import check_random_state
+
+from .devices import DEVICE_FEATURES, hardware_groups
+from .fewshot import fit_log_affine
+from .pipelines import make_performance_pipeline
+from .spaces import get_space
+
+__all__ = ["evaluate_predictors", "load_benchmark", "format_table", "register"]
+
+METHODS = ("skedge", "flops", "train_average", "linear_mix")
+N_SIGNATURE = 10
+
+#: Predictor settings of the evaluation (sized for 2 CPU cores).
+DEFAULT_MODEL = dict(
+    hidden_layer_sizes=(256, 256, 256),
+    max_epochs=20,
+    batch_size=1024,
+    learning_rate=2e-3,
+    weight_decay=1e-4,
+)
+
+
+def load_benchmark(space, *, data_home=None, extra=None):
+    """Load the real benchmark of a space, optionally joined with measurement files."""
+    from . import datasets
+
+    space = get_space(space)
+    loaders = {"nb201": datasets.load_nb201, "fbnet": datasets.load_fbnet, "ofa": datasets.load_ofa}
+    if space.name not in loaders or getattr(space, "quantize", False):
+        raise ValueError(f"no real benchmark for {space!r}; choose nb201, fbnet or ofa.")
+    bench = loaders[space.name](data_home=data_home)
+    for path in extra or []:
+        bench = datasets.merge_benchmarks(
+            bench, datasets.load_measurements(path, space=space, data_home=data_home)
+        )
+    return bench
+
+
+def _floor(latency):
+    """Per-device floor at the 1st percentile of its measured values."""
+    lo = latency.quantile(0.01)
+    return latency.clip(lower=lo, axis=1)
+
+
+def signature_designs(bench, k=N_SIGNATURE):
+    """Row positions of the k signature designs measured on every device.
+
+    The space's reference designs where every device has them, completed with
+    designs measured everywhere spread over the MACs range (deterministic).
+    """
+    measured = bench.latency.notna().all(axis=1).to_numpy()
+    if measured.sum() < k:
+        raise ValueError(f"fewer than {k} designs are measured on every device.")
+    chosen = [int(i) for i in bench.reference_idx if measured[i]][:k]
+    if len(chosen) < k:
+        pool = np.flatnonzero(measured & ~np.isin(np.arange(len(measured)), chosen))
+        macs = bench.space.macs(bench.designs[pool])
+        order = pool[np.argsort(macs, kind="stable")]
+        picks = np.linspace(0, len(order) - 1, k - len(chosen) + 2)[1:-1].round().astype(int)
+        chosen += [int(order[p]) for p in picks]
+    return np.array(chosen, dtype=np.int64)
+
+
+def _scores(pred, truth):
+    rel = np.abs(pred - truth) / truth
+    return {
+        "spearman": float(spearmanr(pred, truth).statistic),
+        "mape": float(rel.mean()),
+        "within_10pct": float((rel <= 0.10).mean()),
+    }
+
+
+def _train_rows(bench, logy, train, sig_idx, n_designs, rng, n_mix):
+    """Pair rows for the training devices plus device-mixup rows."""
+    designs = bench.designs.astype(np.float64)
+    feats = bench.devices.loc[:, list(DEVICE_FEATURES)]
+    X0, X1, y = [], [], []
+    for dev in train:
+        col = logy[dev].to_numpy()
+        ok = np.flatnonzero(np.isfinite(col))
+        rows = rng.choice(ok, size=min(n_designs, len(ok)), replace=False)
+        rows = np.union1d(rows, sig_idx)
+        sig = np.exp(col[sig_idx])
+        X0.append(np.hstack([designs[rows], np.tile(feats.loc[dev].to_numpy(), (len(rows), 1))]))
+        X1.append(np.hstack([designs[rows], np.tile(sig, (len(rows), 1))]))
+        y.append(col[rows])
+    Xs, ys = list(X1), list(y)
+    # Device mixup: synthetic devices as convex mixtures of two training devices
+    # in log-latency space, on designs both measured.
+    full = [d for d in train if logy[d].notna().all()]
+    pool = full if len(full) >= 2 else list(train)
+    for _ in range(n_mix if len(pool) >= 2 else 0):
+        a, b = rng.choice(len(pool), size=2, replace=False)
+        w = rng.uniform(0.2, 0.8)
+        col = w * logy[pool[a]].to_numpy() + (1 - w) * logy[pool[b]].to_numpy()
+        ok = np.flatnonzero(np.isfinite(col))
+        rows = rng.choice(ok, size=min(n_designs // 2, len(ok)), replace=False)
+        Xs.append(np.hstack([designs[rows], np.tile(np.exp(col[sig_idx]), (len(rows), 1))]))
+        ys.append(col[rows])
+    return (np.vstack(X0), np.exp(np.concatenate(y))), (np.vstack(Xs), np.exp(np.concatenate(ys)))
+
+
+def evaluate_predictors(
+    space="nb201",
+    *,
+    data_home=None,
+    test_devices=None,
+    shots=(0, 10),
+    extra=None,
+    n_train_designs=1500,
+    n_mix=None,
+    model_params=None,
+    blend=0.5,
+    random_state=0,
+    verbose=1,
+):
+    """Evaluate cross-device latency prediction on unseen hardware.
+
+    Parameters
+    ----------
+    space : {"nb201", "fbnet", "ofa"}
+    data_home : str, default=None
+    test_devices : list of str, default=None
+        Device settings to report. Default: leave-one-hardware-out over all.
+        Settings sharing hardware with a test device are held out with it.
+    shots : tuple of int, default=(0, 10)
+        0 and/or k >= 10 measured designs granted per test device (the 10
+        signature designs, plus k - 10 random ones for the calibration).
+    extra : list of str, default=None
+        Measurement CSVs (``skedge measure``) joined as extra devices.
+    n_train_designs : int, default=1500
+        Designs sampled per training device (plus the signature designs).
+    n_mix : int, default=None
+        Mixup devices per fold (default: as many as training devices).
+    model_params : dict, default=None
+        Overrides of :data:`DEFAULT_MODEL`.
+    blend : float, default=0.5
+        Weight of the non-negative device mix in skedge's few-shot prediction
+        (geometric blend with the signature network; 0 = network only).
+    random_state : int, default=0
+    verbose : int, default=1
+
+    Returns
+    -------
+    records : list of dict
+        ``{"device", "shots", "method", "spearman", "mape", "within_10pct"}``.
+    """
+    space = get_space(space)
+    shots = tuple(int(k) for k in shots)
+    if not shots or any(k < 0 or 0 < k < N_SIGNATURE for k in shots):
+        raise ValueError(f"shots must be 0 or >= {N_SIGNATURE}; got {shots}.")
+    bench = load_benchmark(space, data_home=data_home, extra=extra)
+    latency = _floor(bench.latency)
+    logy = np.log(latency)
+    devices = list(latency.columns)
+    group_of = hardware_groups(bench.devices.loc[devices])
+    if test_devices is None:
+        test_devices = devices
+    else:
+        test_devices = list(test_devices)
+        if not test_devices:
+            raise ValueError("the list of test devices is empty.")
+        unknown = [d for d in test_devices if d not in devices]
+        if unknown:
+            raise ValueError(f"unknown test device {unknown[0]!r}; known: {devices}.")
+    folds = {}
+    for dev in test_devices:
+        folds.setdefault(group_of[dev], []).append(dev)
+    sig_idx = signature_designs(bench)
+    macs = np.log(space.macs(bench.designs).astype(np.float64))
+    params = {**DEFAULT_MODEL, **(model_params or {})}
+    rng = check_random_state(random_state)
+    records = []
+    t_start = time.perf_counter()
+    for f, (group, reported) in enumerate(sorted(folds.items())):
+        held = [d for d in devices if group_of[d] == group]
+        train = [d for d in devices if group_of[d] != group]
+        seed = int(rng.randint(2**31 - 1))
+        fold_rng = np.random.RandomState(seed)
+        (X0, y0), (Xs, ys) = _train_rows(
+            bench, logy, train, sig_idx, n_train_designs, fold_rng,
+            len(train) if n_mix is None else n_mix,
+        )
+        t0 = time.perf_counter()
+        zero = sig = None
+        if 0 in shots:
+            zero = make_performance_pipeline(space, random_state=seed, **params).fit(X0, y0)
+        if any(k > 0 for k in shots):
+            sig = make_performance_pipeline(
+                space, device_features=False, n_signature=len(sig_idx),
+                random_state=seed, **params,
+            )
+            # The signature pipeline sees [design | device features | signature]; the
+            # device block is dropped, so a placeholder keeps the column layout.
+            pad = np.zeros((len(Xs), len(DEVICE_FEATURES)))
+            sig.fit(np.hstack([Xs[:, : space.n_choices], pad, Xs[:, space.n_choices:]]), ys)
+        fit_s = time.perf_counter() - t0
+        for dev in reported:
+            col = logy[dev].to_numpy()
+            measured = np.flatnonzero(np.isfinite(col))
+            truth = np.exp(col)
+            designs = bench.designs[measured].astype(np.float64)
+            feats = bench.devices.loc[dev, list(DEVICE_FEATURES)].to_numpy(np.float64)
+            covering = [d for d in train if logy[d].iloc[measured].notna().all()]
+            T = logy[covering].to_numpy()[measured]  # training log-latencies on these designs
+            zT = (T - T.mean(0)) / T.std(0)
+            for k in shots:
+                granted = np.array([], dtype=np.int64)
+                if k > 0:
+                    extra_pool = np.setdiff1d(measured, sig_idx)
+                    granted = np.concatenate([
+                        sig_idx, fold_rng.choice(extra_pool, size=k - len(sig_idx), replace=False)
+                    ])
+                keep = ~np.isin(measured, granted)
+                g = np.searchsorted(measured, granted)  # positions of shots in `measured`
+                preds = {}
+                if k == 0:
+                    preds["skedge"] = zero.predict(np.hstack([designs, np.tile(feats, (len(designs), 1))]))
+                    pooled = logy[train].to_numpy()
+                    ok = np.isfinite(pooled)
+                    mx = np.broadcast_to(macs[:, None], pooled.shape)[ok]
+                    b, a = np.polyfit(mx, pooled[ok], 1)
+                    preds["flops"] = np.exp(a + b * macs[measured])
+                    if covering:
+                        preds["train_average"] = np.exp(T.mean(axis=1))
+                else:
+                    sigrow = truth[sig_idx]
+                    rows = np.hstack([designs, np.zeros((len(designs), len(DEVICE_FEATURES))),
+                                      np.tile(sigrow, (len(designs), 1))])
+                    raw = sig.predict(rows)
+                    mix = None
+                    preds["flops"] = _calibrate(np.exp(macs[measured]), g, truth[granted],
+                                                shrinkage=0.0)
+                    if covering:
+                        preds["train_average"] = _calibrate(np.exp(zT.mean(axis=1)), g,
+                                                            truth[granted], shrinkage=0.0)
+                        A = np.hstack([T[g], np.ones((len(g), 1))])
+                        lb = np.r_[np.zeros(T.shape[1]), -np.inf]
+                        sol = lsq_linear(A, col[granted], bounds=(lb, np.inf)).x
+                        mix = np.exp(np.hstack([T, np.ones((len(T), 1))]) @ sol)
+                        preds["linear_mix"] = mix
+                    if mix is not None and blend > 0:
+                        # Geometric blend of the signature network with the device mix:
+                        # their errors are weakly correlated, so the blend ranks better.
+                        raw = np.exp((1 - blend) * np.log(raw) + blend * np.log(mix))
+                    preds["skedge"] = _calibrate(raw, g, truth[granted])
+                for method, pred in preds.items():
+                    rec = {"device": dev, "shots": k, "method": method}
+                    rec.update(_scores(pred[keep], truth[measured][keep]))
+                    rec["n_designs"] = int(keep.sum())
+                    records.append(rec)
+        if verbose:
+            done = [r for r in records if r["method"] == "skedge" and r["device"] in reported]
+            summary = ", ".join(
+                f"{r['device']} k={r['shots']}: rho={r['spearman']:.3f}" for r in done
+            )
+            print(
+                f"[{f + 1}/{len(folds)}] held out {held} (fit {fit_s:.0f}s, "
+                f"{time.perf_counter() - t_start:.0f}s total) {summary}",
+                file=sys.stderr, flush=True,
+            )
+    return records
+
+
+def _calibrate(raw, g, measured, shrinkage=1.0):
+    a, b = fit_log_affine(raw[g], measured, shrinkage=shrinkage)
+    return np.exp(a + b * np.log(np.maximum(raw, 1e-12)))
+
+
+def format_table(records):
+    """A readable table: one row per (device, shots), one column block per method."""
+    df = pd.DataFrame(records)
+    if df.empty:
+        return "(no records)"
+    wide = df.pivot_table(index=["shots", "device"], columns="method",
+                          values=["spearman", "within_10pct"])
+    wide = wide.reindex(columns=[(m, meth) for m in ("spearman", "within_10pct")
+                                 for meth in METHODS if (m, meth) in wide.columns])
+    means = wide.groupby(level="shots").mean()
+    means.index = pd.MultiIndex.from_tuples([(k, "MEAN") for k in means.index])
+    mins = wide.groupby(level="shots").min()
+    mins.index = pd.MultiIndex.from_tuples([(k, "MIN") for k in mins.index])
+    out = pd.concat([wide, means, mins]).sort_index(level=0, sort_remaining=False)
+    out.columns = [f"{meth}:{'rho' if m == 'spearman' else 'w10'}" for m, meth in out.columns]
+    return out.to_string(float_format=lambda v: f"{v:.3f}")
+
+
+# ---------------------------------------------------------------------- CLI
+def _csv_list(text):
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "evaluate-predictors",
+        help="score latency predictors on unseen devices against baselines",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--space", default="nb201", choices=["nb201", "fbnet", "ofa"])
+    p.add_argument("--data-home", default=None, help="real data folder (default: $SKEDGE_DATA)")
+    p.add_argument("--test-devices", default=None,
+                   help="comma-separated device settings (default: leave-one-hardware-out)")
+    p.add_argument("--shots", default="0,10", help="comma-separated k (0 or >= 10)")
+    p.add_argument("--extra", action="append", default=None,
+                   help="measurement CSV from `skedge measure` to join as devices (repeatable)")
+    p.add_argument("--n-train-designs", type=int, default=1500)
+    p.add_argument("--blend", type=float, default=0.5,
+                   help="weight of the device mix in the few-shot blend (0: network only)")
+    p.add_argument("--epochs", type=int, default=DEFAULT_MODEL["max_epochs"])
+    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument("--json", default=None, help="write the records to this file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run_evaluate_predictors)
+
+
+def _run_evaluate_predictors(args):
+    t0 = time.perf_counter()
+    records = evaluate_predictors(
+        args.space,
+        data_home=args.data_home,
+        test_devices=_csv_list(args.test_devices),
+        shots=tuple(int(k) for k in _csv_list(args.shots)),
+        extra=args.extra,
+        n_train_designs=args.n_train_designs,
+        model_params={"max_epochs": args.epochs},
+        blend=args.blend,
+        random_state=args.random_state,
+        verbose=0 if args.quiet else 1,
+    )
+    print(format_table(records))
+    print(f"\n{len(records)} records in {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(records, fh, indent=1)
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,228 @@
+"""Behaviour of the predictors, encoders, pipelines and the differentiable path."""
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import make_pipeline
+
+from skedge import AccuracyRegressor, DevicePerformanceRegressor
+from skedge.datasets import make_edge_benchmark, to_pairs
+from skedge.devices import DEVICE_FEATURES
+from skedge.differentiable import torch_predictor
+from skedge.fewshot import FewShotAdapter
+from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
+from skedge.preprocessing import (
+    DesignEmbedding,
+    DesignOneHotEncoder,
+    DeviceEmbedding,
+    DeviceFeatureEncoder,
+    DeviceSignatureEncoder,
+)
+from skedge.spaces import NB201Space
+
+TINY = dict(hidden_layer_sizes=(32, 32), max_epochs=30, batch_size=256, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return make_edge_benchmark("nb201", n_designs=300, n_devices=8, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def pairs(bench):
+    return to_pairs(bench, signature=bench.reference_idx)
+
+
+@pytest.fixture(scope="module")
+def perf(bench, pairs):
+    X, y, _ = pairs
+    return make_performance_pipeline(bench.space, n_signature=10, **TINY).fit(X, y)
+
+
+def test_performance_pipeline_learns_and_outputs_float64(bench, pairs, perf):
+    X, y, groups = pairs
+    pred = perf.predict(X)
+    assert pred.dtype == np.float64 and pred.shape == y.shape
+    rho = np.corrcoef(np.log(pred), np.log(y))[0, 1]
+    assert rho > 0.9
+
+
+def test_log_target_is_default_for_positive_targets(perf):
+    assert perf.named_steps["regressor"].target_transform_ == "log"
+
+
+def test_ensemble_reports_spread_and_keeps_torch_rng():
+    rng = np.random.RandomState(0)
+    X = rng.rand(200, 4)
+    y = np.exp(X @ [1.0, -1.0, 0.5, 2.0])
+    before = torch.random.get_rng_state().clone()
+    reg = DevicePerformanceRegressor(n_estimators=3, **TINY).fit(X, y)
+    assert torch.equal(before, torch.random.get_rng_state())
+    mean, std = reg.predict(X, return_std=True)
+    assert len(reg.estimators_) == 3
+    assert std.shape == mean.shape and np.all(std >= 0) and std.mean() > 0
+    single = DevicePerformanceRegressor(n_estimators=1, **TINY).fit(X, y)
+    assert np.all(single.predict(X, return_std=True)[1] == 0)
+
+
+def test_same_seed_same_model():
+    rng = np.random.RandomState(1)
+    X, y = rng.rand(150, 3), rng.rand(150)
+    a = AccuracyRegressor(**TINY).fit(X, y).predict(X)
+    b = AccuracyRegressor(**TINY).fit(X, y).predict(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_gridsearch_over_hidden_sizes_inside_pipeline(bench):
+    X, y, groups = to_pairs(bench)
+    pipe = make_performance_pipeline(bench.space, **{**TINY, "max_epochs": 5})
+    search = GridSearchCV(
+        pipe,
+        {"regressor__hidden_layer_sizes": [(8,), (16, 16)]},
+        cv=GroupKFold(n_splits=2),
+    ).fit(X, y, groups=groups)
+    assert search.best_params_["regressor__hidden_layer_sizes"] in [(8,), (16, 16)]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_joblib_round_trip_predicts_identically(tmp_path, pairs, perf):
+    X, _, _ = pairs
+    path = tmp_path / "perf.joblib"
+    joblib.dump(perf, path)
+    loaded = joblib.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), perf.predict(X))
+
+
+def test_differentiable_path_agrees_with_predict_on_hard_designs(bench, pairs, perf):
+    X, _, _ = pairs
+    space = bench.space
+    f = torch_predictor(perf, space)
+    rows = X[:50]
+    designs = rows[:, : space.n_choices].astype(int)
+    P = torch.tensor(DesignOneHotEncoder(space=space).fit(designs).transform(designs),
+                     dtype=torch.float32, requires_grad=True)
+    out = f(P, rows[:, space.n_choices:])
+    np.testing.assert_allclose(out.detach().numpy(), perf.predict(rows), rtol=1e-4)
+    out.sum().backward()
+    assert P.grad is not None and torch.isfinite(P.grad).all()
+    # The predictor itself is frozen: the exported copy holds no gradient-enabled weights.
+    assert not any(p.requires_grad for net in f._regressor.estimators_
+                   for p in net.module_.parameters())
+
+
+def test_differentiable_accuracy_and_embedding(bench):
+    space = bench.space
+    acc = make_pipeline(DesignEmbedding(space=space, n_components=4),
+                        AccuracyRegressor(**TINY)).fit(bench.designs, bench.accuracy)
+    f = torch_predictor(acc, space)
+    P = torch.tensor(DesignOneHotEncoder(space=space).fit(bench.designs)
+                     .transform(bench.designs[:20]), dtype=torch.float32)
+    np.testing.assert_allclose(f(P).numpy(), acc.predict(bench.designs[:20]), rtol=1e-4)
+
+
+def test_accuracy_pipeline_on_simulator(bench):
+    pipe = make_accuracy_pipeline(bench.space, **{**TINY, "batch_size": 32})
+    pipe.fit(bench.designs, bench.accuracy)
+    assert pipe.score(bench.designs, bench.accuracy) > 0.5
+
+
+def test_unseen_but_valid_option_encodes():
+    space = NB201Space()
+    enc = DesignOneHotEncoder(space=space).fit([[0] * 6])
+    out = enc.transform([[4] * 6])
+    assert out.sum() == 6 and out[0, 4] == 1
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ([[0, 0, 0, 0, 0, 9]], "e5"),
+        ([[0, 0, 0, 0, 0.5, 0]], "non-integer"),
+        ([[0, 0, 0, 0, 0]], "6 columns"),
+    ],
+)
+def test_design_encoder_names_bad_input(bad, match):
+    enc = DesignOneHotEncoder(space="nb201").fit([[0] * 6])
+    with pytest.raises(ValueError, match=match):
+        enc.transform(bad)
+
+
+def test_predictor_bad_input(pairs, perf):
+    X, y, _ = pairs
+    bad = X[:3].copy()
+    bad[0, 0] = 7  # NB201 has 5 ops per edge
+    with pytest.raises(ValueError, match="e0"):
+        perf.predict(bad)
+    with pytest.raises(ValueError, match="features"):
+        perf.predict(X[:3, :-1])
+    reg = DevicePerformanceRegressor(**TINY)
+    Xn = np.random.rand(20, 3)
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        reg.fit(Xn, np.ones(20))
+    Xi = np.random.rand(20, 3)
+    Xi[0, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        reg.fit(Xi, np.ones(20))
+    with pytest.raises(ValueError, match="positive"):
+        DevicePerformanceRegressor(target_transform="log", **TINY).fit(
+            np.random.rand(20, 3), -np.ones(20))
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        DevicePerformanceRegressor(hidden_layer_sizes=(0,)).fit(np.random.rand(20, 3), np.ones(20))
+
+
+def test_pair_table_device_errors(bench):
+    with pytest.raises(ValueError, match="empty"):
+        to_pairs(bench, devices=[])
+    with pytest.raises(ValueError, match="unknown device 'nope'"):
+        to_pairs(bench, devices=["nope"])
+
+
+def test_unknown_device_specs_are_imputed_with_indicator(bench):
+    D = bench.devices[list(DEVICE_FEATURES)].to_numpy().copy()
+    D[0, 3] = np.nan
+    enc = DeviceFeatureEncoder().fit(D)
+    Z = enc.transform(D)
+    assert np.isfinite(Z).all()
+    names = enc.get_feature_names_out().tolist()
+    assert "missingindicator_peak_gflops" in names and "kind=phone_cpu" in names
+    with pytest.raises(ValueError, match="kind code"):
+        bad = D[:1].copy()
+        bad[0, 0] = 99
+        enc.transform(bad)
+
+
+def test_transformers_pandas_output(bench):
+    designs = bench.designs
+    out = DesignOneHotEncoder(space=bench.space).set_output(transform="pandas").fit_transform(designs)
+    assert list(out.columns[:2]) == ["e0=none", "e0=skip_connect"]
+    emb = DeviceEmbedding(n_components=3).set_output(transform="pandas")
+    D = bench.devices[list(DEVICE_FEATURES)]
+    assert list(emb.fit_transform(D).columns) == ["deviceembedding0", "deviceembedding1",
+                                                  "deviceembedding2"]
+    sig = DeviceSignatureEncoder().set_output(transform="pandas")
+    lat = bench.latency.to_numpy().T[:, bench.reference_idx]
+    assert sig.fit_transform(lat).shape == (len(D), 12)
+
+
+def test_design_embedding_learns_performance_directions(bench):
+    Y = np.log(bench.latency.to_numpy())
+    Y = (Y - Y.mean(0)) / Y.std(0)
+    emb = DesignEmbedding(space=bench.space, n_components=2).fit(bench.designs, Y)
+    Z = emb.transform(bench.designs)
+    # The first component tracks the mean standardized log-latency profile.
+    assert abs(np.corrcoef(Z[:, 0], Y.mean(1))[0, 1]) > 0.8
+
+
+def test_few_shot_adapter_fixes_scale(bench, pairs, perf):
+    X, y, groups = pairs
+    dev = groups[0]
+    rows = groups == dev
+    Xd, yd = X[rows], y[rows] * 3.0  # a device three times slower than predicted
+    adapter = FewShotAdapter(perf).fit(Xd[:10], yd[:10])
+    ratio = np.median(adapter.predict(Xd) / yd)
+    assert 0.8 < ratio < 1.25
+    with pytest.raises(ValueError, match="positive"):
+        FewShotAdapter(perf).fit(Xd[:10], -yd[:10])
