@@ -32,10 +32,12 @@ import time
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy.optimize import lsq_linear
 from scipy.stats import spearmanr
 from sklearn.utils import check_random_state
 
+from ._torch import torch_threads
 from .devices import DEVICE_FEATURES, hardware_groups
 from .fewshot import fit_log_affine
 from .pipelines import make_performance_pipeline
@@ -147,6 +149,7 @@ def evaluate_predictors(
     n_mix=None,
     model_params=None,
     blend=0.5,
+    n_jobs=None,
     random_state=0,
     verbose=1,
 ):
@@ -173,6 +176,8 @@ def evaluate_predictors(
     blend : float, default=0.5
         Weight of the non-negative device mix in skedge's few-shot prediction
         (geometric blend with the signature network; 0 = network only).
+    n_jobs : int, default=None
+        Folds run in parallel through joblib (each with one torch thread).
     random_state : int, default=0
     verbose : int, default=1
 
@@ -206,96 +211,124 @@ def evaluate_predictors(
     macs = np.log(space.macs(bench.designs).astype(np.float64))
     params = {**DEFAULT_MODEL, **(model_params or {})}
     rng = check_random_state(random_state)
-    records = []
-    t_start = time.perf_counter()
-    for f, (group, reported) in enumerate(sorted(folds.items())):
+    jobs = []
+    for group, reported in sorted(folds.items()):
         held = [d for d in devices if group_of[d] == group]
         train = [d for d in devices if group_of[d] != group]
-        seed = int(rng.randint(2**31 - 1))
-        fold_rng = np.random.RandomState(seed)
-        (X0, y0), (Xs, ys) = _train_rows(
-            bench, logy, train, sig_idx, n_train_designs, fold_rng,
-            len(train) if n_mix is None else n_mix,
-        )
-        t0 = time.perf_counter()
-        zero = sig = None
-        if 0 in shots:
-            zero = make_performance_pipeline(space, random_state=seed, **params).fit(X0, y0)
-        if any(k > 0 for k in shots):
-            sig = make_performance_pipeline(
-                space, device_features=False, n_signature=len(sig_idx),
-                random_state=seed, **params,
-            )
-            # The signature pipeline sees [design | device features | signature]; the
-            # device block is dropped, so a placeholder keeps the column layout.
-            pad = np.zeros((len(Xs), len(DEVICE_FEATURES)))
-            sig.fit(np.hstack([Xs[:, : space.n_choices], pad, Xs[:, space.n_choices:]]), ys)
-        fit_s = time.perf_counter() - t0
-        for dev in reported:
-            col = logy[dev].to_numpy()
-            measured = np.flatnonzero(np.isfinite(col))
-            truth = np.exp(col)
-            designs = bench.designs[measured].astype(np.float64)
-            feats = bench.devices.loc[dev, list(DEVICE_FEATURES)].to_numpy(np.float64)
-            covering = [d for d in train if logy[d].iloc[measured].notna().all()]
-            T = logy[covering].to_numpy()[measured]  # training log-latencies on these designs
-            zT = (T - T.mean(0)) / T.std(0)
-            for k in shots:
-                granted = np.array([], dtype=np.int64)
-                if k > 0:
-                    extra_pool = np.setdiff1d(measured, sig_idx)
-                    granted = np.concatenate([
-                        sig_idx, fold_rng.choice(extra_pool, size=k - len(sig_idx), replace=False)
-                    ])
-                keep = ~np.isin(measured, granted)
-                g = np.searchsorted(measured, granted)  # positions of shots in `measured`
-                preds = {}
-                if k == 0:
-                    preds["skedge"] = zero.predict(np.hstack([designs, np.tile(feats, (len(designs), 1))]))
-                    pooled = logy[train].to_numpy()
-                    ok = np.isfinite(pooled)
-                    mx = np.broadcast_to(macs[:, None], pooled.shape)[ok]
-                    b, a = np.polyfit(mx, pooled[ok], 1)
-                    preds["flops"] = np.exp(a + b * macs[measured])
-                    if covering:
-                        preds["train_average"] = np.exp(T.mean(axis=1))
-                else:
-                    sigrow = truth[sig_idx]
-                    rows = np.hstack([designs, np.zeros((len(designs), len(DEVICE_FEATURES))),
-                                      np.tile(sigrow, (len(designs), 1))])
-                    raw = sig.predict(rows)
-                    mix = None
-                    preds["flops"] = _calibrate(np.exp(macs[measured]), g, truth[granted],
-                                                shrinkage=0.0)
-                    if covering:
-                        preds["train_average"] = _calibrate(np.exp(zT.mean(axis=1)), g,
-                                                            truth[granted], shrinkage=0.0)
-                        A = np.hstack([T[g], np.ones((len(g), 1))])
-                        lb = np.r_[np.zeros(T.shape[1]), -np.inf]
-                        sol = lsq_linear(A, col[granted], bounds=(lb, np.inf)).x
-                        mix = np.exp(np.hstack([T, np.ones((len(T), 1))]) @ sol)
-                        preds["linear_mix"] = mix
-                    if mix is not None and blend > 0:
-                        # Geometric blend of the signature network with the device mix:
-                        # their errors are weakly correlated, so the blend ranks better.
-                        raw = np.exp((1 - blend) * np.log(raw) + blend * np.log(mix))
-                    preds["skedge"] = _calibrate(raw, g, truth[granted])
-                for method, pred in preds.items():
-                    rec = {"device": dev, "shots": k, "method": method}
-                    rec.update(_scores(pred[keep], truth[measured][keep]))
-                    rec["n_designs"] = int(keep.sum())
-                    records.append(rec)
+        jobs.append(dict(
+            held=held, train=train, reported=reported, seed=int(rng.randint(2**31 - 1)),
+        ))
+    context = dict(
+        bench=bench, logy=logy, sig_idx=sig_idx, macs=macs, shots=shots, params=params,
+        n_train_designs=n_train_designs, n_mix=n_mix, blend=blend,
+    )
+    t_start = time.perf_counter()
+    # Folds are independent: with n_jobs > 1 each worker trains with one torch
+    # thread, which uses small-matrix CPUs better than one fold on many threads.
+    threads = 1 if (n_jobs or 1) != 1 else None
+    out = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_run_fold)(job, context, threads) for job in jobs
+    )
+    records = []
+    for f, (job, (fold_records, fit_s)) in enumerate(zip(jobs, out)):
+        records += fold_records
         if verbose:
-            done = [r for r in records if r["method"] == "skedge" and r["device"] in reported]
             summary = ", ".join(
-                f"{r['device']} k={r['shots']}: rho={r['spearman']:.3f}" for r in done
+                f"{r['device']} k={r['shots']}: rho={r['spearman']:.3f}"
+                for r in fold_records if r["method"] == "skedge"
             )
             print(
-                f"[{f + 1}/{len(folds)}] held out {held} (fit {fit_s:.0f}s, "
+                f"[{f + 1}/{len(jobs)}] held out {job['held']} (fit {fit_s:.0f}s, "
                 f"{time.perf_counter() - t_start:.0f}s total) {summary}",
                 file=sys.stderr, flush=True,
             )
     return records
+
+
+def _run_fold(job, ctx, threads):
+    """Train on one fold's devices and score its reported test devices."""
+    with torch_threads(threads):
+        return _fold(job, **ctx)
+
+
+def _fold(job, *, bench, logy, sig_idx, macs, shots, params, n_train_designs, n_mix, blend):
+    space = bench.space
+    train, reported, seed = job["train"], job["reported"], job["seed"]
+    fold_rng = np.random.RandomState(seed)
+    (X0, y0), (Xs, ys) = _train_rows(
+        bench, logy, train, sig_idx, n_train_designs, fold_rng,
+        len(train) if n_mix is None else n_mix,
+    )
+    t0 = time.perf_counter()
+    zero = sig = None
+    if 0 in shots:
+        zero = make_performance_pipeline(space, random_state=seed, **params).fit(X0, y0)
+    if any(k > 0 for k in shots):
+        sig = make_performance_pipeline(
+            space, device_features=False, n_signature=len(sig_idx), random_state=seed, **params,
+        )
+        # The signature pipeline sees [design | device features | signature]; the
+        # device block is dropped, so a placeholder keeps the column layout.
+        pad = np.zeros((len(Xs), len(DEVICE_FEATURES)))
+        sig.fit(np.hstack([Xs[:, : space.n_choices], pad, Xs[:, space.n_choices:]]), ys)
+    fit_s = time.perf_counter() - t0
+    records = []
+    for dev in reported:
+        col = logy[dev].to_numpy()
+        measured = np.flatnonzero(np.isfinite(col))
+        truth = np.exp(col)
+        designs = bench.designs[measured].astype(np.float64)
+        feats = bench.devices.loc[dev, list(DEVICE_FEATURES)].to_numpy(np.float64)
+        covering = [d for d in train if logy[d].iloc[measured].notna().all()]
+        T = logy[covering].to_numpy()[measured]  # training log-latencies on these designs
+        zT = (T - T.mean(0)) / T.std(0)
+        for k in shots:
+            granted = np.array([], dtype=np.int64)
+            if k > 0:
+                extra_pool = np.setdiff1d(measured, sig_idx)
+                granted = np.concatenate([
+                    sig_idx, fold_rng.choice(extra_pool, size=k - len(sig_idx), replace=False)
+                ])
+            keep = ~np.isin(measured, granted)
+            g = np.searchsorted(measured, granted)  # positions of shots in `measured`
+            preds = {}
+            if k == 0:
+                preds["skedge"] = zero.predict(
+                    np.hstack([designs, np.tile(feats, (len(designs), 1))])
+                )
+                pooled = logy[train].to_numpy()
+                ok = np.isfinite(pooled)
+                mx = np.broadcast_to(macs[:, None], pooled.shape)[ok]
+                b, a = np.polyfit(mx, pooled[ok], 1)
+                preds["flops"] = np.exp(a + b * macs[measured])
+                if covering:
+                    preds["train_average"] = np.exp(T.mean(axis=1))
+            else:
+                rows = np.hstack([designs, np.zeros((len(designs), len(DEVICE_FEATURES))),
+                                  np.tile(truth[sig_idx], (len(designs), 1))])
+                raw = sig.predict(rows)
+                mix = None
+                preds["flops"] = _calibrate(np.exp(macs[measured]), g, truth[granted],
+                                            shrinkage=0.0)
+                if covering:
+                    preds["train_average"] = _calibrate(np.exp(zT.mean(axis=1)), g,
+                                                        truth[granted], shrinkage=0.0)
+                    A = np.hstack([T[g], np.ones((len(g), 1))])
+                    lb = np.r_[np.zeros(T.shape[1]), -np.inf]
+                    sol = lsq_linear(A, col[granted], bounds=(lb, np.inf)).x
+                    mix = np.exp(np.hstack([T, np.ones((len(T), 1))]) @ sol)
+                    preds["linear_mix"] = mix
+                if mix is not None and blend > 0:
+                    # Geometric blend of the signature network with the device mix:
+                    # their errors are weakly correlated, so the blend ranks better.
+                    raw = np.exp((1 - blend) * np.log(raw) + blend * np.log(mix))
+                preds["skedge"] = _calibrate(raw, g, truth[granted])
+            for method, pred in preds.items():
+                rec = {"device": dev, "shots": k, "method": method}
+                rec.update(_scores(pred[keep], truth[measured][keep]))
+                rec["n_designs"] = int(keep.sum())
+                records.append(rec)
+    return records, fit_s
 
 
 def _calibrate(raw, g, measured, shrinkage=1.0):
@@ -344,6 +377,7 @@ def register(subparsers):
                    help="weight of the device mix in the few-shot blend (0: network only)")
     p.add_argument("--epochs", type=int, default=DEFAULT_MODEL["max_epochs"])
     p.add_argument("--random-state", type=int, default=0)
+    p.add_argument("--n-jobs", type=int, default=2, help="folds trained in parallel")
     p.add_argument("--json", default=None, help="write the records to this file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_evaluate_predictors)
@@ -360,6 +394,7 @@ def _run_evaluate_predictors(args):
         n_train_designs=args.n_train_designs,
         model_params={"max_epochs": args.epochs},
         blend=args.blend,
+        n_jobs=args.n_jobs,
         random_state=args.random_state,
         verbose=0 if args.quiet else 1,
     )

@@ -16,6 +16,7 @@ NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 # (target node, source node) of each edge, in the order of the official string.
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 _TOKEN = re.compile(r"^([a-z_0-9]+)~(\d+)$")
+_EDGE_COSTS = {}  # field -> (cost of the all-none cell, per-edge per-op extra cost)
 
 
 class NB201Space(DesignSpace):
@@ -137,6 +138,25 @@ class NB201Space(DesignSpace):
         c = self.stage_channels[-1]
         out += [pool(c, h, h, h), linear(c, num_classes)]
         return out
+
+    def _layer_totals(self, X, field):
+        # A cell's cost is a sum over its edges and every edge's cost depends on its
+        # own operation only, so totals are a lookup: cost(all none) + per-edge deltas.
+        from ._layers import total
+
+        X = self.validate(X)
+        table = _EDGE_COSTS.get(field)
+        if table is None:
+            base = total(self.layers(np.zeros(6, dtype=np.int64)), field)
+            table = np.zeros((6, len(NB201_OPS)), dtype=np.int64)
+            for edge in range(6):
+                for op in range(1, len(NB201_OPS)):
+                    x = np.zeros(6, dtype=np.int64)
+                    x[edge] = op
+                    table[edge, op] = total(self.layers(x), field) - base
+            table = _EDGE_COSTS[field] = (base, table)
+        base, deltas = table
+        return base + deltas[np.arange(6), X].sum(axis=1)
 
     def is_degenerate(self, X):
         """True for cells with no path from the input node to the output node.
