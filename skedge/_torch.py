@@ -164,4 +164,11 @@ def fit_regression_net(
         warnings.simplefilter("ignore", category=UserWarning)
         net.fit(X, y)
     net.module_.eval()
+    # skorch's LRScheduler keeps the optimizer (and through it the weights) outside
+    # the state skorch maps to the CPU on unpickling, so a pickle of a CUDA-trained
+    # net would not load on a CPU-only machine (skorch issue #1096) and every pickle
+    # held the weights twice. The scheduler is rebuilt at the next on_train_begin.
+    for _, callback in net.callbacks_:
+        if hasattr(callback, "lr_scheduler_"):
+            callback.lr_scheduler_ = None
     return net
