@@ -7,6 +7,7 @@ design optimizer that maps (device features, objective weights) to a design.
 from ._version import __version__
 from .pipelines import make_accuracy_pipeline, make_performance_pipeline
 from .optimize import SearchBaseline
+from .persistence import load_model, save_model
 from .predictors import AccuracyRegressor, DevicePerformanceRegressor
 from .spaces import FBNetSpace, NB201Space, OFASpace, get_space
 
@@ -21,4 +22,6 @@ __all__ = [
     "FBNetSpace",
     "OFASpace",
     "get_space",
+    "save_model",
+    "load_model",
 ]
