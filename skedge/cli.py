@@ -13,7 +13,7 @@ import sys
 from ._version import __version__
 
 # Modules that contribute sub-commands, in the order `skedge --help` lists them.
-COMMAND_MODULES = ("skedge._demo", "skedge.measure", "skedge.evaluate")
+COMMAND_MODULES = ("skedge._job", "skedge._demo", "skedge.measure", "skedge.evaluate", "skedge.evaluate_optimizer")
 
 
 def build_parser():
