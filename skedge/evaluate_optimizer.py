@@ -1,0 +1,328 @@
+"""Evaluation of the amortized optimizer (``skedge evaluate-optimizer``).
+
+Two settings, both training every model on non-test devices only:
+
+**Real NB201** (``--space nb201``). Accuracy predictor on a sample of cells
+(CIFAR-10 accuracy), few-shot latency predictor (spec features + signature)
+and the optimizer on the training devices. For each test device and each of
+``n_lambdas`` λ (log-spaced over the optimizer's λ range):
+
+* ``regret_pred``: objective of the optimizer's design minus the exhaustive
+  optimum over all 15,625 cells, both under the predictors, as a fraction of
+  that device's predicted objective range (max - min over all cells);
+* ``regret_true``: the same on TRUE metrics (measured latency, benchmark
+  accuracy; the latency normalizer is the true geometric mean over the
+  objective's reference designs) against the true exhaustive optimum;
+* ``hv_ratio_true``: hypervolume of the optimizer's λ-swept designs on true
+  (accuracy, latency) divided by that of the true Pareto front, with the
+  reference point (lowest accuracy, highest latency) over all cells of the device.
+
+**Simulated OFA with bit-widths** (``--space ofa-quant``). For held-out
+simulated devices and λ: ``gap_vs_evolution`` = (f(optimizer) - f(evolution)) /
+(median f of random designs - f(evolution)), i.e. the share of evolution's
+improvement over a typical design that the optimizer gives up (negative: the
+optimizer is better); evolution is :class:`~skedge.optimize.SearchBaseline`
+with population 100 and 500 cycles. ``speedup_vs_evolution`` is evolution's
+wall time per (d, λ) over the optimizer's (batched predict of all rows).
+``designs_per_second`` is the optimizer's batched throughput on 100,000 rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from .devices import DEVICE_FEATURES, hardware_groups
+from .pipelines import make_accuracy_pipeline, make_performance_pipeline
+from .spaces import get_space
+
+__all__ = ["evaluate_optimizer", "register"]
+
+DEFAULT_TEST_DEVICES = ("pixel3", "gold_6240", "titanx_1", "samsung_a50")
+
+
+def _log(verbose, msg):
+    if verbose:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _hypervolume(acc, lat, ref_acc, ref_lat):
+    from .optimize import hypervolume_2d
+
+    return hypervolume_2d(np.column_stack([acc, lat]), (ref_acc, ref_lat))
+
+
+def evaluate_optimizer(
+    space="nb201",
+    *,
+    data_home=None,
+    test_devices=None,
+    n_lambdas=24,
+    n_train_designs=3000,
+    optimizer_params=None,
+    predictor_params=None,
+    n_designs=2000,
+    n_devices=40,
+    search_params=None,
+    random_state=0,
+    verbose=1,
+):
+    """Evaluate the amortized optimizer; returns ``(summary, per_device_records)``.
+
+    Parameters
+    ----------
+    space : {"nb201", "ofa-quant"}
+        Real NB201 data (needs ``data_home``) or the simulated OFA space with bits.
+    data_home : str, default=None
+    test_devices : list of str, default=None
+        NB201: device settings held out (with their hardware); default
+        :data:`DEFAULT_TEST_DEVICES`. Simulator: ignored (5 held-out devices).
+    n_lambdas : int, default=24
+    n_train_designs : int, default=3000
+        NB201: designs per training device (and for the accuracy predictor).
+    optimizer_params, predictor_params : dict, default=None
+        Overrides for :class:`~skedge.AmortizedDesignOptimizer` and the predictors.
+    n_designs, n_devices : int
+        Simulator size.
+    search_params : dict, default=None
+        Overrides of the evolution baseline (population 100, 500 cycles).
+    random_state : int, default=0
+    verbose : int, default=1
+    """
+    space = get_space(space)
+    if n_lambdas < 2:
+        raise ValueError(f"n_lambdas must be at least 2, got {n_lambdas}.")
+    if space.name == "nb201":
+        return _evaluate_nb201(
+            space, data_home=data_home, test_devices=test_devices, n_lambdas=n_lambdas,
+            n_train_designs=n_train_designs, optimizer_params=optimizer_params or {},
+            predictor_params=predictor_params or {}, random_state=random_state, verbose=verbose,
+        )
+    if space.name == "ofa":
+        return _evaluate_simulated(
+            space, n_lambdas=n_lambdas, optimizer_params=optimizer_params or {},
+            predictor_params=predictor_params or {}, n_designs=n_designs, n_devices=n_devices,
+            search_params=search_params or {}, random_state=random_state, verbose=verbose,
+        )
+    raise ValueError(f"evaluate-optimizer supports nb201 (real data) and ofa-quant, not {space!r}.")
+
+
+PREDICTOR = dict(hidden_layer_sizes=(128, 128, 128), max_epochs=30, batch_size=1024,
+                 learning_rate=2e-3)
+
+
+def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_designs,
+                    optimizer_params, predictor_params, random_state, verbose):
+    from .datasets import load_nb201
+    from .evaluate import _floor, signature_designs
+    from .optimize import AmortizedDesignOptimizer, sample_optimizer_inputs
+
+    bench = load_nb201(data_home=data_home, sources=("help",))
+    latency = _floor(bench.latency)
+    devices = list(latency.columns)
+    tests = list(test_devices) if test_devices is not None else list(DEFAULT_TEST_DEVICES)
+    if not tests:
+        raise ValueError("the list of test devices is empty.")
+    unknown = [d for d in tests if d not in devices]
+    if unknown:
+        raise ValueError(f"unknown test device {unknown[0]!r}; known: {devices}.")
+    group_of = hardware_groups(bench.devices.loc[devices])
+    held = {group_of[d] for d in tests}
+    train = [d for d in devices if group_of[d] not in held]
+    rng = np.random.RandomState(random_state)
+    sig_idx = signature_designs(bench)
+    pp = {**PREDICTOR, **predictor_params}
+
+    t0 = time.perf_counter()
+    acc_rows = rng.choice(len(bench.designs), size=min(n_train_designs, len(bench.designs)),
+                          replace=False)
+    acc = make_accuracy_pipeline(space, random_state=random_state, **pp)
+    acc.fit(bench.designs[acc_rows], bench.accuracy[acc_rows])
+    feats = bench.devices.loc[:, list(DEVICE_FEATURES)]
+
+    def device_cols(dev):
+        return np.r_[feats.loc[dev].to_numpy(np.float64), latency[dev].to_numpy()[sig_idx]]
+
+    X, y = [], []
+    for dev in train:
+        rows = np.union1d(rng.choice(len(bench.designs), size=n_train_designs, replace=False),
+                          sig_idx)
+        X.append(np.hstack([bench.designs[rows], np.tile(device_cols(dev), (len(rows), 1))]))
+        y.append(latency[dev].to_numpy()[rows])
+    lat = make_performance_pipeline(space, n_signature=len(sig_idx), random_state=random_state,
+                                    **pp).fit(np.vstack(X), np.concatenate(y))
+    _log(verbose, f"predictors fitted on {len(train)} devices in {time.perf_counter() - t0:.0f}s")
+
+    t0 = time.perf_counter()
+    D_train = np.array([device_cols(d) for d in train])
+    opt_params = dict(random_state=random_state, **optimizer_params)
+    rows = sample_optimizer_inputs(D_train, 2048, random_state=random_state)
+    opt = AmortizedDesignOptimizer(space=space, accuracy=acc, latency=lat, **opt_params).fit(rows)
+    _log(verbose, f"optimizer fitted in {time.perf_counter() - t0:.0f}s")
+
+    obj = opt.objective_
+    lo, hi = opt.lambda_range
+    lambdas = np.geomspace(lo, hi, n_lambdas)
+    all_designs = space.enumerate()
+    order = np.lexsort(bench.designs.T[::-1])
+    # Row of each enumerated design in the benchmark tables.
+    pos = order[np.searchsorted(
+        np.ravel_multi_index(bench.designs[order].T, space.n_options),
+        np.ravel_multi_index(all_designs.T, space.n_options))]
+    acc_true = bench.accuracy[pos]
+    ref_pos = pos[np.searchsorted(np.ravel_multi_index(all_designs.T, space.n_options),
+                                  np.ravel_multi_index(obj.reference_designs.T, space.n_options))]
+    records = []
+    for dev in tests:
+        d = device_cols(dev)
+        lat_true = latency[dev].to_numpy()[pos]
+        m = obj.metrics(all_designs, d)
+        refs = obj.references(d[None])
+        ref_true = np.exp(np.log(latency[dev].to_numpy()[ref_pos]).mean())
+        Xo = np.column_stack([np.tile(d, (n_lambdas, 1)), lambdas])
+        t1 = time.perf_counter()
+        chosen = opt.predict(Xo)
+        opt_s = (time.perf_counter() - t1) / n_lambdas
+        idx = np.ravel_multi_index(chosen.T, space.n_options)
+        where = np.searchsorted(np.ravel_multi_index(all_designs.T, space.n_options), idx)
+        for lam, w in zip(lambdas, where):
+            f_pred = -m["accuracy"] / 100 + lam * m["latency"] / refs[0, 0]
+            f_true = -acc_true / 100 + lam * lat_true / ref_true
+            records.append({
+                "device": dev, "lambda": float(lam),
+                "regret_pred": float((f_pred[w] - f_pred.min()) / np.ptp(f_pred)),
+                "regret_true": float((f_true[w] - f_true.min()) / np.ptp(f_true)),
+                "design": space.to_string(all_designs[w]),
+                "seconds_per_design": opt_s,
+            })
+        ref_pt = (acc_true.min(), lat_true.max())
+        hv_opt = _hypervolume(acc_true[where], lat_true[where], *ref_pt)
+        hv_true = _hypervolume(acc_true, lat_true, *ref_pt)
+        for r in records:
+            if r["device"] == dev:
+                r["hv_ratio_true"] = float(hv_opt / hv_true)
+        _log(verbose, f"{dev}: median regret pred {np.median([r['regret_pred'] for r in records if r['device'] == dev]):.4f}, "
+                      f"true {np.median([r['regret_true'] for r in records if r['device'] == dev]):.4f}, "
+                      f"HV ratio {hv_opt / hv_true:.3f}")
+    df = pd.DataFrame(records)
+    summary = {
+        "space": "nb201",
+        "test_devices": tests,
+        "regret_pred_median": float(df.regret_pred.median()),
+        "regret_true_median": float(df.regret_true.median()),
+        "regret_true_p90": float(df.regret_true.quantile(0.9)),
+        "hv_ratio_true": float(df.groupby("device").hv_ratio_true.first().mean()),
+        "designs_per_second": _throughput(opt, D_train, rng),
+    }
+    return summary, records
+
+
+def _throughput(opt, D, rng, n=100_000):
+    rows = np.column_stack([D[rng.randint(len(D), size=n)],
+                            np.full((n, len(opt.objective_.lambda_names)), 0.05)])
+    opt.predict(rows[:1000])  # warm-up
+    t = time.perf_counter()
+    opt.predict_network(rows)
+    return float(n / (time.perf_counter() - t))
+
+
+def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params, n_designs,
+                        n_devices, search_params, random_state, verbose):
+    from .datasets import make_edge_benchmark, to_pairs
+    from .optimize import AmortizedDesignOptimizer, SearchBaseline, sample_optimizer_inputs
+
+    space = get_space("ofa-quant")
+    t0 = time.perf_counter()
+    bench = make_edge_benchmark(space, n_designs=n_designs, n_devices=n_devices,
+                                random_state=random_state)
+    rng = np.random.RandomState(random_state)
+    devices = list(bench.latency.columns)
+    tests = list(rng.choice(devices, size=5, replace=False))
+    train = [d for d in devices if d not in tests]
+    pp = {**PREDICTOR, **predictor_params}
+    acc = make_accuracy_pipeline(space, random_state=random_state, **pp).fit(
+        bench.designs, bench.accuracy)
+    X, y, _ = to_pairs(bench, devices=train)
+    lat = make_performance_pipeline(space, random_state=random_state, **pp).fit(X, y)
+    Xe, ye, _ = to_pairs(bench, devices=train, target="energy")
+    en = make_performance_pipeline(space, random_state=random_state, **pp).fit(Xe, ye)
+    _log(verbose, f"simulated benchmark + predictors in {time.perf_counter() - t0:.0f}s")
+    D_train = bench.devices.loc[train, list(DEVICE_FEATURES)].to_numpy()
+    t0 = time.perf_counter()
+    rows = sample_optimizer_inputs(D_train, 2048, n_lambdas=2, random_state=random_state)
+    opt = AmortizedDesignOptimizer(space=space, accuracy=acc, latency=lat, energy=en,
+                                   random_state=random_state, **optimizer_params).fit(rows)
+    _log(verbose, f"optimizer fitted in {time.perf_counter() - t0:.0f}s")
+    lo, hi = opt.lambda_range
+    lam = np.geomspace(lo, hi, n_lambdas)
+    D_test = bench.devices.loc[tests, list(DEVICE_FEATURES)].to_numpy()
+    Xo = np.column_stack([np.repeat(D_test, n_lambdas, axis=0), np.tile(lam, len(tests)),
+                          np.tile(lam[::-1] / 10, len(tests))])
+    t1 = time.perf_counter()
+    designs_opt = opt.predict(Xo)
+    opt_s = (time.perf_counter() - t1) / len(Xo)
+    evo = {"population_size": 100, "n_cycles": 500, **search_params}
+    search = SearchBaseline(space=space, accuracy=acc, latency=lat, energy=en, method="evolution",
+                            random_state=random_state, **evo)
+    search.fit(Xo)
+    t1 = time.perf_counter()
+    designs_evo, f_evo = search.predict(Xo, return_objective=True)
+    evo_s = (time.perf_counter() - t1) / len(Xo)
+    obj = opt.objective_
+    f_opt = obj.value(designs_opt, Xo)
+    random_designs = space.sample(200, random_state=random_state)
+    records = []
+    for i, row in enumerate(Xo):
+        f_rand = np.median(obj.value(random_designs, row[None]))
+        gap = (f_opt[i] - f_evo[i]) / (f_rand - f_evo[i])
+        records.append({"device": tests[i // n_lambdas], "lambda_latency": float(row[-2]),
+                        "lambda_energy": float(row[-1]), "f_optimizer": float(f_opt[i]),
+                        "f_evolution": float(f_evo[i]), "gap": float(gap)})
+    summary = {
+        "space": "ofa-quant (simulated)",
+        "gap_vs_evolution": float(np.median([r["gap"] for r in records])),
+        "gap_vs_evolution_p90": float(np.quantile([r["gap"] for r in records], 0.9)),
+        "speedup_vs_evolution": float(evo_s / opt_s),
+        "seconds_per_row_optimizer": opt_s,
+        "seconds_per_row_evolution": evo_s,
+        "designs_per_second": _throughput(opt, D_train, rng),
+    }
+    return summary, records
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "evaluate-optimizer",
+        help="regret, Pareto hypervolume and speed of the amortized optimizer",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--space", default="nb201", choices=["nb201", "ofa-quant"])
+    p.add_argument("--data-home", default=None)
+    p.add_argument("--test-devices", default=None,
+                   help=f"comma-separated (default: {','.join(DEFAULT_TEST_DEVICES)})")
+    p.add_argument("--n-lambdas", type=int, default=24)
+    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument("--json", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _run(args):
+    tests = [t for t in args.test_devices.split(",") if t] if args.test_devices else None
+    summary, records = evaluate_optimizer(
+        args.space, data_home=args.data_home, test_devices=tests, n_lambdas=args.n_lambdas,
+        random_state=args.random_state, verbose=0 if args.quiet else 1,
+    )
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({**summary, "records": records}, fh, indent=1)
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,52 @@
+"""evaluate-optimizer: summary keys and value ranges (tiny settings; real NB201 + simulator)."""
+
+import json
+
+import pytest
+
+from skedge.cli import main
+from skedge.evaluate_optimizer import evaluate_optimizer
+
+TINY_OPT = dict(n_steps=30, n_augment=128, hidden_layer_sizes=(16,))
+TINY_PRED = dict(max_epochs=2, hidden_layer_sizes=(16,))
+
+
+def test_nb201_summary(data_home):
+    summary, records = evaluate_optimizer(
+        "nb201", data_home=data_home, test_devices=["pixel3", "gold_6240"], n_lambdas=3,
+        n_train_designs=200, optimizer_params=TINY_OPT, predictor_params=TINY_PRED, verbose=0,
+    )
+    for key in ("regret_pred_median", "regret_true_median", "regret_true_p90",
+                "hv_ratio_true", "designs_per_second"):
+        assert key in summary
+    assert len(records) == 2 * 3
+    for r in records:
+        assert 0 <= r["regret_pred"] <= 1 and 0 <= r["regret_true"] <= 1
+        assert 0 < r["hv_ratio_true"] <= 1 + 1e-9
+    assert summary["designs_per_second"] > 0
+
+
+def test_simulated_summary():
+    summary, records = evaluate_optimizer(
+        "ofa-quant", n_lambdas=2, n_designs=150, n_devices=10, optimizer_params=TINY_OPT,
+        predictor_params=TINY_PRED, search_params=dict(population_size=20, n_cycles=40, sample_size=5, n_offspring=5),
+        verbose=0,
+    )
+    assert {"gap_vs_evolution", "speedup_vs_evolution", "designs_per_second"} <= set(summary)
+    assert summary["speedup_vs_evolution"] > 1
+    assert len(records) == 5 * 2
+
+
+def test_bad_input(data_home):
+    with pytest.raises(ValueError, match="unknown test device"):
+        evaluate_optimizer("nb201", data_home=data_home, test_devices=["nope"], verbose=0)
+    with pytest.raises(ValueError, match="n_lambdas"):
+        evaluate_optimizer("nb201", data_home=data_home, n_lambdas=1, verbose=0)
+    with pytest.raises(ValueError, match="supports"):
+        evaluate_optimizer("fbnet", verbose=0)
+
+
+def test_cli_help_lists_the_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate-optimizer", "--help"])
+    assert "--n-lambdas" in capsys.readouterr().out
