@@ -52,6 +52,7 @@ def test_run_fast_prints_table_and_writes_models(fast_run):
                    "true acc %", "true lat ms", "true en mJ"):
         assert column in stdout
     assert "optimizer" in stdout and "search" in stdout
+    assert "Time per (device, λ)" in stdout and "batched call" in stdout
     for name in ("accuracy.joblib", "latency.joblib", "energy.joblib", "optimizer.joblib",
                  "manifest.json", "results.csv"):
         assert (out / name).is_file(), name
