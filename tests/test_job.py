@@ -206,8 +206,8 @@ def test_apply_errors_exit_2(fast_run, tmp_path, capsys):
           "ofa-quant", "nb201")
     fails(["apply", "--models", str(out), "--device", str(good), "--lambdas", "0.1,abc"],
           "--lambdas")
-    fails(["apply", "--models", str(out), "--device", str(good), "--max-latency", "1e-9"],
-          "no candidate design meets")
+    fails(["apply", "--models", str(out), "--device", str(good), "--max-latency", "-1"],
+          "max_latency must be a positive")
 
 
 def test_manifest_for_another_space_is_refused(fast_run, tmp_path):
