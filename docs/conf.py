@@ -152,6 +152,8 @@ sphinx_gallery_conf = {
     "abort_on_example_error": False,
     "run_stale_examples": False,
     "download_all_examples": False,
+    # No sg_execution_times.rst in the source tree (each example page shows its time).
+    "write_computation_times": False,
     "capture_repr": ("_repr_html_", "__repr__"),
 }
 
