@@ -16,8 +16,9 @@ HERE = Path(__file__).resolve().parent
 # Build from a checkout even when skedge is not installed.
 sys.path.insert(0, str(HERE.parent))
 
-import skedge  # noqa: E402
-import torch  # noqa: E402
+import torch
+
+import skedge
 
 # The examples run in this process. Their networks are small: one torch thread
 # is as fast as two on an idle machine and several times faster on a busy one

@@ -65,7 +65,7 @@ fig.tight_layout()
 # most accurate design; larger λ_lat trades accuracy for latency relative to
 # the device's own typical latency. NB201 is small (15,625 designs), so the
 # search baseline solves each row exactly.
-from skedge import SearchBaseline  # noqa: E402
+from skedge import SearchBaseline
 
 device = bench.devices.loc[test_devices[0]].to_numpy()
 lambdas = [0.0, 0.01, 0.05, 0.2, 1.0]

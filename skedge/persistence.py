@@ -59,7 +59,7 @@ import numpy as np
 
 from ._version import __version__
 
-__all__ = ["save_model", "load_model"]
+__all__ = ["load_model", "save_model"]
 
 FORMAT = "skedge-safe-model"
 FORMAT_VERSION = 1
@@ -231,10 +231,9 @@ class _Encoder:
 
     def _skorch(self, net, ref, where):
         import torch
+        from skorch import NeuralNetRegressor
 
         from ._torch import MLP
-
-        from skorch import NeuralNetRegressor
 
         if type(net) is not NeuralNetRegressor or net.module is not MLP:
             raise TypeError(

@@ -245,8 +245,8 @@ def test_joblib_pickle_of_cuda_model_loads_on_cpu_only_machine(regressor, tmp_pa
     identical. What is not exercised: CUDA-side numerics (weights of a real
     GPU run are plain float32 values, as here).
     """
-    import torch.serialization as serialization
     from skorch.exceptions import DeviceWarning
+    from torch import serialization
 
     reg, X, _ = regressor
     cuda_reg = copy.deepcopy(reg)
