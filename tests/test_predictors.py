@@ -140,7 +140,7 @@ def test_unseen_but_valid_option_encodes():
     [
         ([[0, 0, 0, 0, 0, 9]], "e5"),
         ([[0, 0, 0, 0, 0.5, 0]], "non-integer"),
-        ([[0, 0, 0, 0, 0]], "6 columns"),
+        ([[0, 0, 0, 0, 0]], "expecting 6 features"),
     ],
 )
 def test_design_encoder_names_bad_input(bad, match):
