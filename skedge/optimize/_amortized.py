@@ -287,8 +287,9 @@ default="gumbel-softmax"
        predictor), shared by its 20 λ rows.
 
     Fit takes 13-25 s per network (600 steps; ``"reinforce"`` about 4x more).
-    The network alone proposes about 200,000 designs/s on one thread
-    (device encoding included).
+    The network alone (:meth:`predict_network`, device encoding included)
+    proposes about 250,000 designs/s with one thread and 150,000 with two on
+    the busy machine (100,000 rows per call).
 
     *Why gumbel-softmax.* The predicted objective on NB201 is very multimodal
     (60-150 local optima under single-choice moves per row; greedy descent
