@@ -305,6 +305,8 @@ def register(subparsers):
     p.add_argument("--test-devices", default=None,
                    help=f"comma-separated (default: {','.join(DEFAULT_TEST_DEVICES)})")
     p.add_argument("--n-lambdas", type=int, default=24)
+    p.add_argument("--n-estimators", type=int, default=1, help="optimizer networks (ensemble)")
+    p.add_argument("--refine", type=int, default=0, help="greedy refinement rounds")
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--json", default=None)
     p.add_argument("--quiet", action="store_true")
@@ -315,6 +317,7 @@ def _run(args):
     tests = [t for t in args.test_devices.split(",") if t] if args.test_devices else None
     summary, records = evaluate_optimizer(
         args.space, data_home=args.data_home, test_devices=tests, n_lambdas=args.n_lambdas,
+        optimizer_params={"n_estimators": args.n_estimators, "refine": args.refine},
         random_state=args.random_state, verbose=0 if args.quiet else 1,
     )
     width = max(len(k) for k in summary)
