@@ -13,7 +13,13 @@ import sys
 from ._version import __version__
 
 # Modules that contribute sub-commands, in the order `skedge --help` lists them.
-COMMAND_MODULES = ("skedge._job", "skedge._demo", "skedge.measure", "skedge.evaluate", "skedge.evaluate_optimizer")
+COMMAND_MODULES = (
+    "skedge._job",
+    "skedge._demo",
+    "skedge.measure",
+    "skedge.evaluate",
+    "skedge.evaluate_optimizer",
+)
 
 
 def build_parser():
