@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 from skedge.datasets import get_data_home
@@ -24,3 +25,28 @@ def _data_home_or_skip():
 def data_home():
     """Path of the real data home; skips the test when the data is absent."""
     return _data_home_or_skip()
+
+
+@pytest.fixture(scope="session")
+def synthetic_objective():
+    """Tiny predictors on synthetic NB201 data (3x3 convs accurate and slow) and their Objective.
+
+    Returns ``(space, accuracy, latency, objective, D)`` with ``D`` the 400
+    synthetic device rows the latency predictor was fitted on.
+    """
+    from skedge.optimize import Objective
+    from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
+    from skedge.spaces import NB201Space
+
+    tiny = dict(hidden_layer_sizes=(16,), max_epochs=5, random_state=0)
+    s = NB201Space()
+    X = s.sample(400, 0)
+    rng = np.random.RandomState(0)
+    D = rng.rand(400, 12) + 1
+    D[:, 0] = rng.randint(0, 5, 400)
+    n3, n1, n0 = (X == 3).sum(1), (X == 2).sum(1), (X == 0).sum(1)
+    acc = make_accuracy_pipeline(s, **tiny).fit(X, 80 + 2 * n3 + n1 - 2 * n0)
+    lat = make_performance_pipeline(s, **tiny).fit(
+        np.hstack([X, D]), np.exp(0.3 * n3 + 0.1 * n1 + D[:, 3])
+    )
+    return s, acc, lat, Objective(s, acc, lat), D

@@ -13,25 +13,10 @@ from skedge.optimize import (
     pareto_front,
     plot_pareto_front,
 )
-from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
-from skedge.spaces import NB201Space
-
-TINY = dict(hidden_layer_sizes=(16,), max_epochs=5, random_state=0)
-
 
 @pytest.fixture(scope="module")
-def setup():
-    s = NB201Space()
-    X = s.sample(400, 0)
-    rng = np.random.RandomState(0)
-    D = rng.rand(400, 12) + 1
-    D[:, 0] = rng.randint(0, 5, 400)
-    n3, n1, n0 = (X == 3).sum(1), (X == 2).sum(1), (X == 0).sum(1)
-    acc = make_accuracy_pipeline(s, **TINY).fit(X, 80 + 2 * n3 + n1 - 2 * n0)
-    lat = make_performance_pipeline(s, **TINY).fit(
-        np.hstack([X, D]), np.exp(0.3 * n3 + 0.1 * n1 + D[:, 3])
-    )
-    obj = Objective(s, acc, lat)
+def setup(synthetic_objective):
+    s, acc, lat, obj, D = synthetic_objective
     all_designs = s.enumerate()
     m = obj.metrics(all_designs, D[0])
     return s, acc, lat, obj, D[0], all_designs, m

@@ -20,19 +20,9 @@ EVO = dict(method="evolution", population_size=50, n_cycles=300, sample_size=10,
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(synthetic_objective):
     """Tiny predictors on synthetic data: 3x3 convs are accurate and slow."""
-    s = NB201Space()
-    X = s.sample(400, 0)
-    rng = np.random.RandomState(0)
-    D = rng.rand(400, 12) + 1
-    D[:, 0] = rng.randint(0, 5, 400)
-    n3, n1, n0 = (X == 3).sum(1), (X == 2).sum(1), (X == 0).sum(1)
-    acc = make_accuracy_pipeline(s, **TINY).fit(X, 80 + 2 * n3 + n1 - 2 * n0)
-    lat = make_performance_pipeline(s, **TINY).fit(
-        np.hstack([X, D]), np.exp(0.3 * n3 + 0.1 * n1 + D[:, 3])
-    )
-    obj = Objective(s, acc, lat)
+    s, acc, lat, obj, D = synthetic_objective
     # Two rows share device 0 (exhaustive search groups them), one is device 1.
     rows = np.array([np.r_[D[0], 0.0], np.r_[D[0], 0.05], np.r_[D[1], 0.3]])
     return s, acc, lat, obj, rows, D
