@@ -351,7 +351,7 @@ def _fold(job, *, bench, logy, sig_idx, macs, shots, params, n_train_designs, n_
 
 
 def _device_mix(T, g, y):
-    """Log prediction of a non-negative mix of training devices (+ intercept) fitted on the shots."""
+    """Log prediction of a non-negative mix of training devices (+ intercept), fit on the shots."""
     A = np.hstack([T[g], np.ones((len(g), 1))])
     lb = np.r_[np.zeros(T.shape[1]), -np.inf]
     sol = lsq_linear(A, y, bounds=(lb, np.inf)).x

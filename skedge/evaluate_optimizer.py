@@ -207,8 +207,10 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
         for r in records:
             if r["device"] == dev:
                 r["hv_ratio_true"] = float(hv_opt / hv_true)
-        _log(verbose, f"{dev}: median regret pred {np.median([r['regret_pred'] for r in records if r['device'] == dev]):.4f}, "
-                      f"true {np.median([r['regret_true'] for r in records if r['device'] == dev]):.4f}, "
+        mine = [r for r in records if r["device"] == dev]
+        _log(verbose, f"{dev}: median regret pred "
+                      f"{np.median([r['regret_pred'] for r in mine]):.4f}, true "
+                      f"{np.median([r['regret_true'] for r in mine]):.4f}, "
                       f"HV ratio {hv_opt / hv_true:.3f}")
     df = pd.DataFrame(records)
     summary = {

@@ -1,7 +1,5 @@
 """evaluate-optimizer: summary keys and value ranges (tiny settings; real NB201 + simulator)."""
 
-import json
-
 import pytest
 
 from skedge.cli import main

@@ -12,7 +12,7 @@ from sklearn.frozen import FrozenEstimator
 from skedge import SearchBaseline
 from skedge.optimize import Objective
 from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
-from skedge.spaces import FBNetSpace, NB201Space
+from skedge.spaces import FBNetSpace
 
 TINY = dict(hidden_layer_sizes=(16,), max_epochs=5, random_state=0)
 # Evolution small enough for a loaded 2-core machine, large enough to find NB201 optima.
