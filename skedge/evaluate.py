@@ -286,6 +286,11 @@ def _fold(job, *, bench, logy, sig_idx, macs, shots, params, n_train_designs, n_
         sig.fit(np.hstack([Xs[:, : space.n_choices], pad, Xs[:, space.n_choices:]]), ys)
     fit_s = time.perf_counter() - t0
     records = []
+    # Zero-shot FLOPs baseline: log latency affine in log MACs over the pooled
+    # training devices; it does not depend on the test device, so fit it once.
+    pooled = logy[train].to_numpy()
+    ok = np.isfinite(pooled)
+    b, a = np.polyfit(np.broadcast_to(macs[:, None], pooled.shape)[ok], pooled[ok], 1)
     for dev in reported:
         col = logy[dev].to_numpy()
         measured = np.flatnonzero(np.isfinite(col))
@@ -317,10 +322,6 @@ def _fold(job, *, bench, logy, sig_idx, macs, shots, params, n_train_designs, n_
                     preds["skedge"] = _blend_ranking(np.log(zero_pred), zT.mean(axis=1), blend)
                 if diagnostics:
                     preds["skedge_network"] = zero_pred
-                pooled = logy[train].to_numpy()
-                ok = np.isfinite(pooled)
-                mx = np.broadcast_to(macs[:, None], pooled.shape)[ok]
-                b, a = np.polyfit(mx, pooled[ok], 1)
                 preds["flops"] = np.exp(a + b * macs[measured])
                 if covering:
                     preds["train_average"] = np.exp(T.mean(axis=1))

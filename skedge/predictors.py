@@ -57,8 +57,6 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    _default_target_transform = "none"
-
     def __init__(
         self,
         *,
@@ -346,5 +344,3 @@ n_iter_no_change, n_estimators, random_state, verbose
     >>> y_pred.dtype.name, y_std.shape
     ('float64', (2,))
     """
-
-    _default_target_transform = "auto"
