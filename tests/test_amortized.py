@@ -144,7 +144,7 @@ def test_regret_small_against_exhaustive_search(setup):
     acc = obj.accuracy.predict(E)
     regret = []
     for i in range(len(X)):
-        lat = obj.latency.predict(obj._pairs(E, D[i:i + 1]))
+        lat = obj.latency.predict(np.hstack([E, np.repeat(D[i:i + 1], len(E), axis=0)]))
         f = -acc / 100 + lam[i, 0] * lat / obj.references(D[i:i + 1])[0, 0]
         regret.append((f_pred[i] - f.min()) / (f.max() - f.min()))
         # A random design would be much worse on average.

@@ -186,3 +186,22 @@ def test_plot_returns_axes(setup):
     _, ax2 = plt.subplots()
     assert plot_pareto_front(front, ax=ax2, step=False) is ax2 and len(ax2.lines) == 0
     plt.close("all")
+
+
+def test_objective_metrics_match_the_predictors(synthetic_objective):
+    """The objective's torch fast path gives what the fitted pipelines predict."""
+    s, acc, lat, obj, D = synthetic_objective
+    X = s.sample(300, random_state=1)
+    rows = D[np.arange(300) % 7].copy()  # repeated devices: each encoded once
+    rows[::5, 9] = np.nan  # imputed by the spec-feature encoder
+    m = obj.metrics(X, rows)
+    np.testing.assert_allclose(m["accuracy"], acc.predict(X), rtol=1e-6)
+    np.testing.assert_allclose(m["latency"], lat.predict(np.hstack([X, rows])), rtol=1e-6)
+    one = obj.metrics(X, D[3])  # a single device row is broadcast
+    np.testing.assert_allclose(one["latency"], lat.predict(np.hstack([X, np.tile(D[3], (300, 1))])),
+                               rtol=1e-6)
+    refs = obj.references(D[np.arange(14) % 7])
+    np.testing.assert_allclose(refs[:7], refs[7:])
+    np.testing.assert_allclose(refs[:1], obj.references(D[0]))
+    with pytest.raises(ValueError, match="one device row or one per design"):
+        obj.metrics(X, rows[:2])
