@@ -379,3 +379,25 @@ def test_ofa_fit_predict_smoke():
                                    random_state=0).fit(rows)
     P = opt.predict(rows[:5])
     np.testing.assert_array_equal(space.validate(P, canonicalize=True), P)
+    # Ordinal choices (every OFA choice is numeric and ordered) get one shift output each.
+    assert opt.networks_[0].n_out == space.n_one_hot + space.n_choices
+    prob = opt.design_probabilities(rows[:3])
+    np.testing.assert_allclose(np.add.reduceat(prob, space.option_offsets, axis=1), 1.0, rtol=1e-5)
+
+
+def test_ordinal_shift_moves_mass_along_the_options():
+    from skedge.optimize._amortized import _Blocks, _is_ordinal
+    from skedge.spaces import OFASpace
+
+    assert _is_ordinal((3, 5, 7)) and _is_ordinal((224, 192, 160))
+    assert not _is_ordinal(("none", "skip_connect", "conv_1x1")) and not _is_ordinal((3, 5))
+    assert not _is_ordinal((3, 7, 5)) and not _is_ordinal((True, False, True))
+    assert _Blocks(NB201Space()).n_ordinal == 0  # operations are nominal
+    space = OFASpace(quantize=True)
+    blocks = _Blocks(space)
+    r = list(space.choice_names).index("r")
+    out = torch.zeros(2, blocks.n_outputs(True))
+    out[0, space.n_one_hot + r] = 20.0  # a large positive shift: the last option wins
+    out[1, space.n_one_hot + r] = -20.0  # negative: the first
+    assert blocks.argmax(out)[:, r].tolist() == [space.n_options[r] - 1, 0]
+    assert blocks.argmax(out[:, : space.n_one_hot]).shape == (2, space.n_choices)
