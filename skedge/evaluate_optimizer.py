@@ -41,6 +41,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from ._torch import torch_threads
 from .devices import DEVICE_FEATURES, hardware_groups
 from .pipelines import make_accuracy_pipeline, make_performance_pipeline
 from .spaces import get_space
@@ -154,7 +155,8 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
                           replace=False)
     acc = make_accuracy_pipeline(space, random_state=random_state,
                                  **{**ACCURACY, **predictor_params})
-    acc.fit(bench.designs[acc_rows], bench.accuracy[acc_rows])
+    with torch_threads(1):  # small batches: 1 thread fit in 12 s, 2 threads in 40 s (idle)
+        acc.fit(bench.designs[acc_rows], bench.accuracy[acc_rows])
     feats = bench.devices.loc[:, list(DEVICE_FEATURES)]
 
     def device_cols(dev):
@@ -265,7 +267,9 @@ def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params,
     train = [d for d in devices if d not in tests]
     pp = {**PREDICTOR, **predictor_params}
     acc = make_accuracy_pipeline(space, random_state=random_state,
-                                 **{**ACCURACY, **predictor_params}).fit(bench.designs, bench.accuracy)
+                                 **{**ACCURACY, **predictor_params})
+    with torch_threads(1):  # small batches (see _evaluate_nb201)
+        acc.fit(bench.designs, bench.accuracy)
     X, y, _ = to_pairs(bench, devices=train)
     lat = make_performance_pipeline(space, random_state=random_state, **pp).fit(X, y)
     Xe, ye, _ = to_pairs(bench, devices=train, target="energy")
