@@ -72,12 +72,21 @@ class _Blocks:
         # option logits, ``t`` the option's position scaled to [-1, 1]. It moves
         # probability mass along the option axis as a whole (see the class Notes).
         self.ordinal = np.array([_is_ordinal(c.options) for c in space.choices], dtype=bool)
-        t = np.zeros((len(k), self.width))
-        for c in np.flatnonzero(self.ordinal):
-            t[c, : k[c]] = np.linspace(-1.0, 1.0, k[c])
-        self.ordinal_idx = torch.as_tensor(np.flatnonzero(self.ordinal))
-        self.ordinal_t = torch.as_tensor(t[self.ordinal], dtype=torch.float32)
         self.n_ordinal = int(self.ordinal.sum())
+        choice_of_col = np.repeat(np.arange(len(k)), k)
+        option_of_col = np.concatenate([np.arange(kc) for kc in k])
+        # Per one-hot column: which shift output applies (the extra zero column for
+        # nominal choices) and its position t.
+        shift_of_choice = np.full(len(k), self.n_ordinal)
+        shift_of_choice[self.ordinal] = np.arange(self.n_ordinal)
+        self.shift_col = torch.as_tensor(shift_of_choice[choice_of_col])
+        t = option_of_col / np.maximum(k[choice_of_col] - 1, 1) * 2.0 - 1.0
+        self.col_t = torch.as_tensor(np.where(self.ordinal[choice_of_col], t, 0.0),
+                                     dtype=torch.float32)
+        # Choices grouped by option count, for an argmax without the padded grid.
+        offsets = space.option_offsets
+        self.groups = [(np.flatnonzero(k == kc), torch.as_tensor(
+            (offsets[k == kc][:, None] + np.arange(kc)).ravel())) for kc in np.unique(k)]
         self._find_controllers()
 
     def n_outputs(self, shift):
@@ -119,21 +128,31 @@ class _Blocks:
             self.active = torch.as_tensor(np.array(self.active), dtype=torch.float32)
             self.canon_one_hot = self.one_hot(torch.as_tensor(self.canon_option))
 
-    def pad(self, logits):
+    def option_logits(self, out):
+        """Network outputs -> option logits in the one-hot layout (n, n_one_hot)."""
+        logits = out[:, : self.n_one_hot]
+        if out.shape[1] == self.n_one_hot:
+            return logits
+        shifts = torch.cat([out[:, self.n_one_hot:], out.new_zeros(out.shape[0], 1)], dim=1)
+        return logits + shifts[:, self.shift_col] * self.col_t
+
+    def pad(self, out):
         """Network outputs -> padded option logits (n, n_choices, width)."""
-        grid = logits.new_full((logits.shape[0], self.n_choices * self.width), -torch.inf)
-        grid[:, self.pos] = logits[:, : self.n_one_hot]
-        grid = grid.view(-1, self.n_choices, self.width)
-        if logits.shape[1] > self.n_one_hot:  # ordinal shifts
-            shift = logits[:, self.n_one_hot:, None] * self.ordinal_t
-            grid = grid.index_add(1, self.ordinal_idx, shift)
-        return grid
+        grid = out.new_full((out.shape[0], self.n_choices * self.width), -torch.inf)
+        grid[:, self.pos] = self.option_logits(out)
+        return grid.view(-1, self.n_choices, self.width)
 
     def unpad(self, grid):
         return grid.reshape(grid.shape[0], -1)[:, self.pos]
 
-    def argmax(self, logits):
-        return self.pad(logits).argmax(dim=-1)
+    def argmax(self, out):
+        # Per group of choices with the same option count: cheaper than the padded
+        # grid, which is mostly padding for OFA (25 resolutions, 3 options elsewhere).
+        logits = self.option_logits(out)
+        idx = torch.empty(out.shape[0], self.n_choices, dtype=torch.long)
+        for choices, cols in self.groups:
+            idx[:, choices] = logits[:, cols].view(out.shape[0], len(choices), -1).argmax(-1)
+        return idx
 
     def gumbel(self, shape):
         return -torch.log(-torch.log(torch.rand(shape).clamp_(1e-10, 1.0 - 1e-7)))
