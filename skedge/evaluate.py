@@ -54,13 +54,16 @@ __all__ = ["evaluate_predictors", "load_benchmark", "format_table", "register"]
 METHODS = ("skedge", "flops", "train_average", "linear_mix")
 N_SIGNATURE = 10
 
-#: Predictor settings of the evaluation (sized for 2 CPU cores).
+#: Predictor settings of the evaluation (sized for 2 CPU cores). Two members per
+#: network: over all 30 NB201 settings, 10-shot mean Spearman 0.952 -> 0.956,
+#: within ±10 % 0.794 -> 0.801, 0-shot 0.880 -> 0.884, for 314 s -> 588 s (idle).
 DEFAULT_MODEL = dict(
     hidden_layer_sizes=(128, 128, 128),
     max_epochs=30,
     batch_size=1024,
     learning_rate=2e-3,
     weight_decay=1e-4,
+    n_estimators=2,
 )
 
 
