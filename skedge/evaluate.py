@@ -189,7 +189,10 @@ def evaluate_predictors(
         average ranking at k = 0. 0 = networks only.
     diagnostics : bool, default=False
         Also report ``skedge_network`` (k = 0) and ``skedge_signature`` (k > 0):
-        the networks without the blends.
+        the networks without the blends; and ``oracle_mix`` (k > 0): the
+        non-negative device mix fitted on all measured designs of the test
+        device, not only the shots -- an upper bound for any mix of the
+        training devices, not a method.
     n_jobs : int, default=None
         Folds run in parallel through joblib (each with one torch thread).
     random_state : int, default=0
@@ -346,6 +349,10 @@ def _fold(job, *, bench, logy, sig_idx, macs, shots, params, n_train_designs, n_
                 preds["skedge"] = _calibrate(blended, g, truth[granted])
                 if diagnostics:
                     preds["skedge_signature"] = _calibrate(raw, g, truth[granted])
+                    if covering:
+                        # Not a method: the device mix fitted on *every* measured design,
+                        # an upper bound on how well the training devices explain this one.
+                        preds["oracle_mix"] = np.exp(_device_mix(T, np.arange(len(T)), col[measured]))
             for method, pred in preds.items():
                 rec = {"device": dev, "shots": k, "method": method}
                 rec.update(_scores(pred[keep], truth[measured][keep]))
@@ -417,6 +424,8 @@ def register(subparsers):
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--n-jobs", type=int, default=2, help="folds trained in parallel")
     p.add_argument("--json", default=None, help="write the records to this file")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="also report the networks without blends and the oracle device mix")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run_evaluate_predictors)
 
@@ -432,6 +441,7 @@ def _run_evaluate_predictors(args):
         n_train_designs=args.n_train_designs,
         model_params={"max_epochs": args.epochs},
         blend=args.blend,
+        diagnostics=args.diagnostics,
         n_jobs=args.n_jobs,
         random_state=args.random_state,
         verbose=0 if args.quiet else 1,
