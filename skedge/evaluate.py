@@ -388,8 +388,10 @@ def format_table(records):
         return "(no records)"
     wide = df.pivot_table(index=["shots", "device"], columns="method",
                           values=["spearman", "within_10pct"])
+    # The four methods first, then any diagnostics (``diagnostics=True``) in record order.
+    methods = list(METHODS) + [m for m in dict.fromkeys(df["method"]) if m not in METHODS]
     wide = wide.reindex(columns=[(m, meth) for m in ("spearman", "within_10pct")
-                                 for meth in METHODS if (m, meth) in wide.columns])
+                                 for meth in methods if (m, meth) in wide.columns])
     means = wide.groupby(level="shots").mean()
     means.index = pd.MultiIndex.from_tuples([(k, "MEAN") for k in means.index])
     mins = wide.groupby(level="shots").min()
