@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 
 import numpy as np
@@ -16,6 +17,8 @@ import torch
 from torch import nn
 
 __all__ = ["MLP", "ACTIVATIONS", "seeded", "fit_regression_net", "as_tensor", "torch_threads"]
+
+_RNG_LOCK = threading.RLock()
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -76,7 +79,10 @@ def seeded(seed):
     >>> bool((a == b).all()), bool((torch.random.get_rng_state() == before).all())
     (True, True)
     """
-    with torch.random.fork_rng(devices=[]):
+    # torch has one global RNG per process: two threads forking and seeding it at
+    # once (GridSearchCV on dask's threaded workers) would draw from each other's
+    # streams and restore each other's states. The lock makes seeded blocks atomic.
+    with _RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed) % (2**63))
         yield
 
@@ -151,6 +157,9 @@ def fit_regression_net(
         max_epochs=max_epochs,
         batch_size=min(batch_size, len(X)),
         iterator_train__shuffle=True,
+        # Shuffling draws from a generator of its own, so training without dropout
+        # needs no global RNG and concurrent fits stay reproducible (see below).
+        iterator_train__generator=torch.Generator().manual_seed(int(seed) % (2**63)),
         train_split=ValidSplit(validation_fraction, random_state=seed % (2**32))
         if early_stopping
         else None,
@@ -158,11 +167,19 @@ def fit_regression_net(
         device="cpu",
         verbose=verbose,
     )
-    with seeded(seed), warnings.catch_warnings():
+    with warnings.catch_warnings():
         # A last batch of one row makes BatchNorm-free MSE fine; skorch warns on
         # nothing else we can act on here.
         warnings.simplefilter("ignore", category=UserWarning)
-        net.fit(X, y)
+        # The initial weights come from the global RNG: seed it (atomically) for
+        # that only. Dropout draws from it during training too, so then the whole
+        # fit holds the seeded block (and fits in threads run one at a time).
+        with seeded(seed):
+            net.initialize()
+        with seeded(seed + 1) if dropout else contextlib.nullcontext():
+            net.partial_fit(X, y)
+    # The generator is only for this fit; kept, it would go into every pickle.
+    del net.iterator_train__generator
     net.module_.eval()
     # skorch's LRScheduler keeps the optimizer (and through it the weights) outside
     # the state skorch maps to the CPU on unpickling, so a pickle of a CUDA-trained

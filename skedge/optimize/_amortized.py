@@ -392,7 +392,7 @@ default="gumbel-softmax"
     *Later measurements (0.2)*, against :class:`~skedge.optimize.SearchBaseline`
     evolution (population 100, 500 cycles) on the predicted objective of
     ``skedge evaluate-optimizer --space ofa-quant`` (5 held-out simulated
-    devices x 24 (λ_lat, λ_en) rows; gap = (f_opt - f_evo) / |f_evo|, median
+    devices x 24 (λ_lat, λ_en) rows; gap = ``(f_opt - f_evo) / abs(f_evo)``, median
     / p90), one network. With an accuracy predictor given ~60 gradient steps:
     600 steps 5.2 % / 7.9 %, 2000 steps 4.0 % / 6.2 %. With the accuracy
     predictor of :data:`skedge.evaluate_optimizer.ACCURACY`, 2000 steps:
