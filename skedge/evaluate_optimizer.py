@@ -332,7 +332,8 @@ def register(subparsers):
     p.add_argument("--test-devices", default=None,
                    help=f"comma-separated (default: {','.join(DEFAULT_TEST_DEVICES)})")
     p.add_argument("--n-lambdas", type=int, default=24)
-    p.add_argument("--n-estimators", type=int, default=1, help="optimizer networks (ensemble)")
+    p.add_argument("--n-estimators", type=int, default=1,
+                   help="optimizer networks (ensemble; 4 with --refine 1 is robust across seeds)")
     p.add_argument("--refine", type=int, default=0, help="greedy refinement rounds")
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--json", default=None)

@@ -245,8 +245,10 @@ default="gumbel-softmax"
     tau_start, tau_end : float, default=1.0, 0.1
         Softmax temperature, annealed geometrically over the steps.
     n_steps : int, default=2000
-        Gradient steps per network (600 before 0.2: 2000 lowered the p90 of
-        the predicted regret on real NB201 from 0.041 to 0.011; see Notes).
+        Gradient steps per network (600 before 0.2: for one seed, 2000
+        lowered the p90 of the predicted regret on real NB201 from 0.041 to
+        0.011; which basin a network ends in still varies with the seed, so
+        use ``n_estimators`` where quality matters; see Notes).
     batch_size : int, default=512
     learning_rate : float, default=2e-3
         Adam learning rate, cosine-annealed to a tenth over the steps.
