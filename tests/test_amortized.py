@@ -142,15 +142,24 @@ def test_regret_small_against_exhaustive_search(setup):
     f_pred = obj.value(opt.predict(X), X)
     D, lam = obj.split(X)
     acc = obj.accuracy.predict(E)
-    regret = []
+    lo, span, typical = [], [], []
     for i in range(len(X)):
         lat = obj.latency.predict(np.hstack([E, np.repeat(D[i:i + 1], len(E), axis=0)]))
         f = -acc / 100 + lam[i, 0] * lat / obj.references(D[i:i + 1])[0, 0]
-        regret.append((f_pred[i] - f.min()) / (f.max() - f.min()))
-        # A random design would be much worse on average.
-        assert f.mean() - f.min() > 0.1 * (f.max() - f.min())
-    regret = np.array(regret)
-    assert np.median(regret) < 0.05 and np.mean(regret < 0.1) >= 0.8, regret
+        lo.append(f.min())
+        span.append(f.max() - f.min())
+        typical.append((np.median(f) - f.min()) / (f.max() - f.min()))
+    lo, span = np.array(lo), np.array(span)
+    regret = (f_pred - lo) / span
+    # One small network settles in one basin of a multimodal objective (which one
+    # depends on the seed; see the class Notes), far better than a typical design...
+    assert np.median(regret) < 0.3 * np.median(typical), (regret, np.median(typical))
+    assert np.median(regret) < 0.08 and np.mean(regret < 0.15) >= 0.8, regret
+    # ...and an ensemble with one greedy round, the configuration for quality, gets close.
+    ens = clone(opt).set_params(n_estimators=3, refine=1).fit(setup["X_train"])
+    regret_ens = (obj.value(ens.predict(X), X) - lo) / span
+    assert np.median(regret_ens) < 0.03 and np.mean(regret_ens < 0.1) >= 0.9, regret_ens
+    assert np.median(regret_ens) <= np.median(regret)
 
 
 def test_larger_latency_weight_gives_faster_designs(setup):
