@@ -128,6 +128,14 @@ ACCURACY = dict(hidden_layer_sizes=(128, 128, 128), max_epochs=200, batch_size=1
                 learning_rate=1e-3, n_estimators=3)
 
 
+def _fit_accuracy(space, designs, accuracy, predictor_params, random_state):
+    """The accuracy pipeline with :data:`ACCURACY` settings (overridden by ``predictor_params``)."""
+    acc = make_accuracy_pipeline(space, random_state=random_state,
+                                 **{**ACCURACY, **predictor_params})
+    with torch_threads(1):  # small batches: 1 thread fit in 12 s, 2 threads in 40 s (idle)
+        return acc.fit(designs, accuracy)
+
+
 def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_designs,
                     optimizer_params, predictor_params, random_state, verbose):
     from .datasets import load_nb201
@@ -153,10 +161,8 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     t0 = time.perf_counter()
     acc_rows = rng.choice(len(bench.designs), size=min(n_train_designs, len(bench.designs)),
                           replace=False)
-    acc = make_accuracy_pipeline(space, random_state=random_state,
-                                 **{**ACCURACY, **predictor_params})
-    with torch_threads(1):  # small batches: 1 thread fit in 12 s, 2 threads in 40 s (idle)
-        acc.fit(bench.designs[acc_rows], bench.accuracy[acc_rows])
+    acc = _fit_accuracy(space, bench.designs[acc_rows], bench.accuracy[acc_rows],
+                        predictor_params, random_state)
     feats = bench.devices.loc[:, list(DEVICE_FEATURES)]
 
     def device_cols(dev):
@@ -266,10 +272,7 @@ def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params,
     tests = list(rng.choice(devices, size=5, replace=False))
     train = [d for d in devices if d not in tests]
     pp = {**PREDICTOR, **predictor_params}
-    acc = make_accuracy_pipeline(space, random_state=random_state,
-                                 **{**ACCURACY, **predictor_params})
-    with torch_threads(1):  # small batches (see _evaluate_nb201)
-        acc.fit(bench.designs, bench.accuracy)
+    acc = _fit_accuracy(space, bench.designs, bench.accuracy, predictor_params, random_state)
     X, y, _ = to_pairs(bench, devices=train)
     lat = make_performance_pipeline(space, random_state=random_state, **pp).fit(X, y)
     Xe, ye, _ = to_pairs(bench, devices=train, target="energy")
