@@ -644,16 +644,8 @@ def _print_results(data, results, lam_en):
         fam = data.family.get(device, kind)
         print(f"\n{device}  ({kind}{'' if fam == kind else ', family ' + fam}; never seen "
               "in training)")
-        table = pd.DataFrame({
-            "λ_lat": [f"{v:g}" for v in block["lambda_latency"]],
-            "method": block["method"].str.replace(r" \(.*\)", "", regex=True),
-            "design": block["summary"],
-            "acc %": block["accuracy"].map("{:.1f}".format),
-            "lat ms": block["latency_ms"].map(_fmt_metric),
-        })
-        if with_energy:
-            table["en mJ"] = block["energy_mJ"].map(_fmt_metric)
-        table["f"] = block["objective"].map("{:.4f}".format)
+        table = _predicted_columns(block, with_energy)
+        table["method"] = block["method"].str.replace(r" \(.*\)", "", regex=True)
         table["gap"] = block["gap"].map(lambda v: "" if np.isnan(v) else f"{v:+.4f}")
         table["time"] = block["seconds"].map(_format_seconds)
         table["true acc %"] = block["true_accuracy"].map("{:.1f}".format)
@@ -677,6 +669,20 @@ def _print_results(data, results, lam_en):
             rel = np.abs(results[name] / results["true_" + name] - 1)
             err.append(f"{name.split('_')[0]} {np.median(rel) * 100:.0f}%")
     print("Prediction error on these designs (median over the table): " + ", ".join(err) + ".")
+
+
+def _predicted_columns(block, with_energy):
+    """Printable λ, design and predicted metrics of a block of design rows (same index)."""
+    shown = pd.DataFrame({
+        "λ_lat": block["lambda_latency"].map("{:g}".format),
+        "design": block["summary"],
+        "acc %": block["accuracy"].map("{:.1f}".format),
+        "lat ms": block["latency_ms"].map(_fmt_metric),
+    })
+    if with_energy:
+        shown["en mJ"] = block["energy_mJ"].map(_fmt_metric)
+    shown["f"] = block["objective"].map("{:.4f}".format)
+    return shown
 
 
 def _fmt_metric(v):
@@ -915,16 +921,7 @@ def apply_job(args):
     for device, block in frame.groupby("device", sort=False):
         kind = _kind_name(table.loc[device, "kind"])
         print(f"\n{device} ({kind})" + (f", λ_en = {lam_en:g}" if with_energy else ""))
-        shown = pd.DataFrame({
-            "λ_lat": [f"{v:g}" for v in block["lambda_latency"]],
-            "design": block["summary"],
-            "acc %": block["accuracy"].map("{:.1f}".format),
-            "lat ms": block["latency_ms"].map(_fmt_metric),
-        })
-        if with_energy:
-            shown["en mJ"] = block["energy_mJ"].map(_fmt_metric)
-        shown["f"] = block["objective"].map("{:.4f}".format)
-        print(shown.to_string(index=False))
+        print(_predicted_columns(block, with_energy).to_string(index=False))
         if args.max_latency is not None or args.max_energy is not None:
             best = best_under_constraints(
                 opt, table.loc[device, list(DEVICE_FEATURES)].to_numpy(np.float64),
