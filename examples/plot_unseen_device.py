@@ -9,7 +9,11 @@ latencies:
 * **zero-shot** from its spec sheet alone (the spec pipeline);
 * **few-shot** from its latencies on the space's 10 reference designs (the
   signature pipeline) plus :class:`~skedge.fewshot.FewShotAdapter`, a
-  log-affine correction fitted on the same 10 measurements.
+  log-affine correction fitted on the same 10 measurements;
+* **few-shot with the known devices**: the same 10 measurements also fit
+  :class:`~skedge.fewshot.KnownDeviceMix`, the new device as a mix of the
+  training devices' measured latencies, averaged with the network in log
+  space (as ``skedge evaluate-predictors`` does).
 
 The real data is read from the data home (``SKEDGE_DATA``, see
 :ref:`data`). When it is absent,
@@ -26,7 +30,7 @@ from scipy.stats import spearmanr
 
 from skedge.datasets import load_nb201, make_edge_benchmark, to_pairs
 from skedge.devices import hardware_groups
-from skedge.fewshot import FewShotAdapter
+from skedge.fewshot import FewShotAdapter, KnownDeviceMix
 from skedge.pipelines import make_performance_pipeline
 
 try:
@@ -79,12 +83,21 @@ adapted = FewShotAdapter(signature).fit(Xt[ref], yt[ref])
 
 scored = np.setdiff1d(np.arange(len(yt)), ref)
 scored = np.random.RandomState(1).choice(scored, size=min(len(scored), 3000), replace=False)
+
+# The training devices' measured latencies, design by design, are the mix's
+# inputs: fitted on the 10 reference designs, it predicts every other design.
+known = bench.latency[train_devices].to_numpy()
+mix = KnownDeviceMix().fit(known[ref], yt[ref])
+network = adapted.predict(Xt[scored])
 predictions = {
     "zero-shot (spec sheet)": zero_shot.predict(Xt[scored, :n_spec]),
-    "few-shot (10 reference designs)": adapted.predict(Xt[scored]),
+    "few-shot (10 reference designs)": network,
+    "few-shot + known-device mix": np.exp(
+        (np.log(network) + 2 * np.log(mix.predict(known[scored]))) / 3
+    ),
 }
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharex=True, sharey=True)
+fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharex=True, sharey=True)
 for ax, (name, pred) in zip(axes, predictions.items()):
     rho = spearmanr(pred, yt[scored]).statistic
     within = np.mean(np.abs(pred / yt[scored] - 1) <= 0.10)

@@ -11,6 +11,12 @@ space's reference designs), two cheap steps improve it without retraining:
    measurements and shrunk towards the identity. It leaves the ranking of
    designs untouched (for b > 0) and fixes the scale, which is what
    "within ±10 %" needs.
+
+The devices you already measured are a second, independent source of
+knowledge: :class:`KnownDeviceMix` predicts the new device as a mix of their
+latencies, fitted on the same k designs. Averaged (in log space) with the
+signature network, it ranks designs better than either alone (see
+:func:`skedge.evaluate.evaluate_predictors`).
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
+from scipy.optimize import lsq_linear
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
-__all__ = ["FewShotAdapter", "fit_log_affine"]
+__all__ = ["FewShotAdapter", "KnownDeviceMix", "fit_log_affine"]
 
 
 def fit_log_affine(pred, y, *, shrinkage=1.0):
@@ -133,4 +140,160 @@ class FewShotAdapter(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        return tags
+
+
+def _log_latency(X, floor, whom):
+    """Log of non-negative latencies; zeros (e.g. degenerate designs) read as ``floor``."""
+    check_non_negative(X, whom)
+    return np.log(np.where(X > 0, X, floor))
+
+
+class KnownDeviceMix(RegressorMixin, BaseEstimator):
+    """Latency on a new device as a mix of the devices you already measured.
+
+    Each column of ``X`` holds one *known* device's latencies (or energies) on
+    a set of designs; ``y`` holds the new device's on the same designs (its k
+    shots, e.g. the 10 reference designs). Fitted on the shots, the mix then
+    predicts the new device on any design the known devices cover. All work
+    is in log space. Two mixes, each fitted on the shots:
+
+    * ``"nnls"``: ``log y = c + sum_i w_i log x_i`` with ``w_i >= 0``
+      (:func:`scipy.optimize.lsq_linear`): a device as a non-negative
+      combination of the known ones;
+    * ``"kernel"``: weights ``softmax(temperature * r_i)``, where ``r_i`` is
+      the Pearson correlation of the log latencies of known device ``i`` with
+      the new device's on the shots, then an affine map onto the new device's
+      log scale: a soft nearest neighbour in signature space. It has no free
+      weights to fit, so it does not overfit 10 shots.
+
+    ``"both"`` (default) averages the two in log space. Over 30 NB201 device
+    settings held out one piece of hardware at a time (10 shots), the mixes
+    alone reach mean Spearman 0.951 (nnls) and 0.957 (kernel, temperature
+    50), and the three-way log average of nnls, kernel and the signature
+    network 0.959 (see :func:`skedge.evaluate.evaluate_predictors`).
+
+    Parameters
+    ----------
+    method : {"both", "nnls", "kernel"}, default="both"
+    temperature : float, default=50.0
+        Sharpness of the kernel weights: 0 averages all known devices; large
+        values pick the most correlated one. Measured over 30 NB201 settings,
+        mean 10-shot Spearman of the kernel mix: 0.948 (20), 0.953 (30), 0.957
+        (50), 0.957 (100), 0.948 (1000).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features_in_,)
+        Non-negative weights of the ``"nnls"`` mix (zeros for ``"kernel"``).
+    intercept_ : float
+        Log-space intercept of the ``"nnls"`` mix.
+    kernel_weights_ : ndarray of shape (n_features_in_,)
+        Weights of the ``"kernel"`` mix (zeros for ``"nnls"``); they sum to 1.
+    kernel_scale_ : tuple of float
+        ``(a, b)``: the kernel mix ``m`` maps to ``a + b m`` in log space.
+    zero_floor_ : ndarray of shape (n_features_in_,)
+        Per known device, its smallest positive latency in the shots: a zero
+        latency (NAS-Bench-201's degenerate cells read 0 ms on some devices)
+        is read as this value.
+    n_features_in_ : int
+        Number of known devices.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge.fewshot import KnownDeviceMix
+    >>> rng = np.random.RandomState(0)
+    >>> known = np.exp(rng.randn(500, 4))      # 4 measured devices x 500 designs
+    >>> new = 3.0 * known[:, 1] ** 0.8           # the new device resembles device 1
+    >>> mix = KnownDeviceMix().fit(known[:10], new[:10])   # 10 shots
+    >>> int(np.argmax(mix.kernel_weights_))
+    1
+    >>> bool(np.allclose(mix.predict(known[10:]), new[10:], rtol=0.05))
+    True
+    """
+
+    _parameter_constraints = {
+        "method": [StrOptions({"both", "nnls", "kernel"})],
+        "temperature": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, *, method="both", temperature=50.0):
+        self.method = method
+        self.temperature = temperature
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the mixes on the shots.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_shots, n_known_devices)
+            The known devices' latencies on the shot designs (non-negative).
+        y : array-like of shape (n_shots,)
+            The new device's latencies on the same designs (positive).
+
+        Returns
+        -------
+        self : KnownDeviceMix
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        if np.any(y <= 0):
+            raise ValueError("the new device's latencies y must be positive.")
+        # Per known device, its smallest positive shot latency stands in for zeros.
+        positive = np.where(X > 0, X, np.inf).min(axis=0)
+        self.zero_floor_ = np.where(np.isfinite(positive), positive, 1.0)
+        LX = _log_latency(X, self.zero_floor_, "KnownDeviceMix (known latencies X)")
+        ly = np.log(y)
+        n_known = LX.shape[1]
+        self.coef_, self.intercept_ = np.zeros(n_known), 0.0
+        self.kernel_weights_, self.kernel_scale_ = np.zeros(n_known), (0.0, 0.0)
+        if self.method in ("both", "nnls"):
+            A = np.hstack([LX, np.ones((len(LX), 1))])
+            lower = np.r_[np.zeros(n_known), -np.inf]
+            sol = lsq_linear(A, ly, bounds=(lower, np.inf)).x
+            self.coef_, self.intercept_ = sol[:-1], float(sol[-1])
+        if self.method in ("both", "kernel"):
+            cx, cy = LX - LX.mean(axis=0), ly - ly.mean()
+            norm = np.sqrt((cx**2).sum(axis=0) * (cy**2).sum())
+            r = np.divide(cx.T @ cy, norm, out=np.zeros(n_known), where=norm > 0)
+            w = np.exp(self.temperature * (r - r.max()))
+            self.kernel_weights_ = w / w.sum()
+            m = LX @ self.kernel_weights_
+            # Least-squares map of the mix onto the device's log scale; the slope is
+            # kept non-negative so the mix's ranking is never inverted.
+            b = float(np.cov(m, ly, bias=True)[0, 1] / m.var()) if m.var() > 0 else 0.0
+            b = max(b, 0.0)
+            self.kernel_scale_ = (float(ly.mean() - b * m.mean()), b)
+        return self
+
+    def predict(self, X):
+        """Predict the new device's latencies from the known devices' on other designs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_designs, n_known_devices)
+
+        Returns
+        -------
+        y : ndarray of shape (n_designs,)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        LX = _log_latency(X, self.zero_floor_, "KnownDeviceMix (known latencies X)")
+        parts = []
+        if self.method in ("both", "nnls"):
+            parts.append(LX @ self.coef_ + self.intercept_)
+        if self.method in ("both", "kernel"):
+            a, b = self.kernel_scale_
+            parts.append(a + b * (LX @ self.kernel_weights_))
+        return np.exp(np.mean(parts, axis=0))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.target_tags.positive_only = True
+        # A constrained mix of the input columns, not a general regressor: on
+        # the checks' random data it cannot reach their score threshold.
+        tags.regressor_tags.poor_score = True
         return tags

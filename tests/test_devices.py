@@ -13,6 +13,7 @@ from skedge.devices import (
     describe_local_device,
     hardware_name,
     load_devices,
+    nearest_devices,
     read_device_file,
     validate_device_table,
 )
@@ -174,3 +175,30 @@ def test_load_devices_real(data_home):
 def test_load_devices_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="devices/devices.csv"):
         load_devices(tmp_path)
+
+
+def _spec_table():
+    rows = {
+        "gpu_a": [8, 1, 32, 1.1e4, 484, 3584, 1.58, 2.75, 11, 250, 16, 2017],
+        "gpu_b": [8, 1, 32, 1.3e4, 616, 4352, 1.55, 5.5, 11, 250, 12, 2018],
+        "phone_a": [0, 1, 32, 80, 29.9, 4, 2.5, 2, 4, np.nan, 10, 2018],
+        "cpu_a": [7, 1, 32, 704, 115, 10, 2.2, 13.75, np.nan, 85, 14, 2017],
+    }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(DEVICE_FEATURES))
+
+
+def test_nearest_devices_prefers_the_same_kind_and_scale():
+    known = _spec_table()
+    new_gpu = [8, 1, 32, 1.2e4, 550, 3840, 1.58, 3, 12, 250, 16, 2017]
+    assert nearest_devices(known, new_gpu, n_neighbors=2) == ["gpu_a", "gpu_b"]
+    new_phone = known.loc["phone_a"].to_numpy().copy()
+    new_phone[3] = np.nan  # an unknown value still finds its kind
+    assert nearest_devices(known, new_phone, n_neighbors=1) == ["phone_a"]
+    assert len(nearest_devices(known, new_gpu, n_neighbors=10)) == 4
+
+
+def test_nearest_devices_bad_input():
+    with pytest.raises(ValueError, match="expected 12"):
+        nearest_devices(_spec_table(), [1.0, 2.0])
+    with pytest.raises(ValueError, match="no known devices"):
+        nearest_devices(_spec_table().iloc[:0], [8] * 12)

@@ -3,6 +3,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skedge import AccuracyRegressor, DevicePerformanceRegressor
+from skedge.fewshot import KnownDeviceMix
 from skedge.preprocessing import (
     DesignEmbedding,
     DesignOneHotEncoder,
@@ -22,6 +23,8 @@ ESTIMATORS = [
     DeviceFeatureEncoder(),
     DeviceSignatureEncoder(),
     DeviceEmbedding(n_components=2),
+    KnownDeviceMix(),
+    KnownDeviceMix(method="kernel"),
 ]
 
 # No check is expected to fail; the hook stays so an exception would carry its reason.

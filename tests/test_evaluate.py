@@ -39,7 +39,7 @@ def test_diagnostics_report_the_oracle_mix(data_home):
         n_train_designs=100, model_params=TINY, diagnostics=True, verbose=0,
     )
     by = {r["method"]: r for r in recs}
-    assert {"skedge", "skedge_signature", "oracle_mix", "linear_mix"} <= set(by)
+    assert {"skedge", "skedge_signature", "skedge_mix", "oracle_mix", "linear_mix"} <= set(by)
     # Fitted on every measured cell, the mix of the other CPUs explains gold_6240 well
     # (Spearman 0.962 measured with the full data).
     assert by["oracle_mix"]["spearman"] > 0.9
@@ -74,6 +74,7 @@ def test_same_hardware_is_held_out_together(data_home, monkeypatch):
         (dict(test_devices=[]), "empty"),
         (dict(test_devices=["no_such_phone"]), "unknown test device 'no_such_phone'"),
         (dict(shots=(5,)), "shots"),
+        (dict(blend=1.5), "blend must be in"),
     ],
 )
 def test_bad_input(data_home, kwargs, match):
