@@ -94,3 +94,21 @@ def test_cli_writes_json(data_home, tmp_path, capsys):
     assert {r["method"] for r in recs} == {"skedge", "flops", "train_average", "linear_mix"}
     assert np.isfinite([r["spearman"] for r in recs]).all()
     assert "skedge:rho" in capsys.readouterr().out
+
+
+def test_training_rows_cover_every_measured_design_by_default(data_home):
+    from skedge.evaluate import _floor, _train_rows
+
+    bench = load_benchmark("nb201", data_home=data_home)
+    logy = np.log(_floor(bench.latency))
+    train = ["gold_6240", "eagle_cpu_855", "pixel3"]
+    sig = signature_designs(bench)
+    rng = np.random.RandomState(0)
+    (X0, _), (Xs, ys) = _train_rows(bench, logy, train, sig, None, rng, n_mix=2)
+    n_measured = sum(int(logy[d].notna().sum()) for d in train)  # 15,625 + 1,999 + 15,625
+    assert len(X0) == n_measured
+    # Mixup devices mix the two fully measured ones, on half of the cells each.
+    assert len(Xs) == n_measured + 2 * (15625 // 2)
+    assert np.isfinite(ys).all() and (ys > 0).all()
+    (X0, _), _ = _train_rows(bench, logy, train, sig, 100, rng, n_mix=0)
+    assert len(X0) <= 3 * (100 + len(sig))
