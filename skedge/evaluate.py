@@ -18,9 +18,10 @@ to few-shot methods. Methods, all on the same split:
     of the training devices, averaged in log space), then scaled onto the k
     shots by a log offset. With the default ``blend=2/3`` the three parts
     weigh equally. Over the 30 NB201 settings (same networks, trained on
-    1,500 designs per device for 30 epochs), mean 10-shot Spearman: network 0.946, nnls mix 0.951, kernel mix 0.957, network + nnls
-    (the previous default) 0.955, all three 0.959; offset-only instead of an
-    affine scale: within ±10 % 0.802 -> 0.812.
+    1,500 designs per device for 30 epochs), mean 10-shot Spearman: network
+    0.946, nnls mix 0.951, kernel mix 0.957, network + nnls (the previous
+    default) 0.955, all three 0.959; offset-only instead of an affine scale:
+    within ±10 % 0.802 -> 0.812.
 ``flops``
     log latency affine in log MACs (fitted on the pooled training devices at
     k = 0, on the k shots otherwise).
