@@ -184,15 +184,15 @@ class KnownDeviceMix(RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
-    coef_ : ndarray of shape (n_features_in_,)
+    coef_ : ndarray of shape (n_known_devices,)
         Non-negative weights of the ``"nnls"`` mix (zeros for ``"kernel"``).
     intercept_ : float
         Log-space intercept of the ``"nnls"`` mix.
-    kernel_weights_ : ndarray of shape (n_features_in_,)
+    kernel_weights_ : ndarray of shape (n_known_devices,)
         Weights of the ``"kernel"`` mix (zeros for ``"nnls"``); they sum to 1.
     kernel_scale_ : tuple of float
         ``(a, b)``: the kernel mix ``m`` maps to ``a + b m`` in log space.
-    zero_floor_ : ndarray of shape (n_features_in_,)
+    zero_floor_ : ndarray of shape (n_known_devices,)
         Per known device, its smallest positive latency in the shots: a zero
         latency (NAS-Bench-201's degenerate cells read 0 ms on some devices)
         is read as this value.
