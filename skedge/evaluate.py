@@ -305,6 +305,11 @@ def _fold(job, *, bench, logy, sig_idx, macs, shots, params, n_train_designs, n_
         pad = np.zeros((len(Xs), len(DEVICE_FEATURES)))
         sig.fit(np.hstack([Xs[:, : space.n_choices], pad, Xs[:, space.n_choices:]]), ys)
     fit_s = time.perf_counter() - t0
+    # FLOPs baseline at k = 0: log latency affine in log MACs over the pooled
+    # training devices; it does not depend on the test device, so fit it once.
+    pooled = logy[train].to_numpy()
+    ok = np.isfinite(pooled)
+    flops_fit = np.polyfit(np.broadcast_to(macs[:, None], pooled.shape)[ok], pooled[ok], 1)
     records = []
     for dev in reported:
         col = logy[dev].to_numpy()
@@ -328,14 +333,15 @@ def _fold(job, *, bench, logy, sig_idx, macs, shots, params, n_train_designs, n_
                     sig_idx, fold_rng.choice(extra_pool, size=k - len(sig_idx), replace=False)
                 ])
         records += _device_records(
-            dev, bench=bench, logy=logy, train=train, macs=macs, granted=granted,
-            zero_pred=zero_pred, sig_pred=sig_pred, blend=blend, diagnostics=diagnostics,
+            dev, bench=bench, logy=logy, train=train, macs=macs, flops_fit=flops_fit,
+            granted=granted, zero_pred=zero_pred, sig_pred=sig_pred, blend=blend,
+            diagnostics=diagnostics,
         )
     return records, fit_s
 
 
-def _device_records(dev, *, bench, logy, train, macs, granted, zero_pred, sig_pred, blend,
-                    diagnostics):
+def _device_records(dev, *, bench, logy, train, macs, flops_fit, granted, zero_pred, sig_pred,
+                    blend, diagnostics):
     """Score every method on one test device, given the networks' predictions on it."""
     col = logy[dev].to_numpy()
     measured = np.flatnonzero(np.isfinite(col))
@@ -361,11 +367,7 @@ def _device_records(dev, *, bench, logy, train, macs, granted, zero_pred, sig_pr
                 preds["skedge"] = _blend_ranking(np.log(zero_pred), prior, blend)
             if diagnostics:
                 preds["skedge_network"] = zero_pred
-            # FLOPs baseline: log latency affine in log MACs over the pooled training devices.
-            pooled = logy[train].to_numpy()
-            ok = np.isfinite(pooled)
-            b, a = np.polyfit(np.broadcast_to(macs[:, None], pooled.shape)[ok], pooled[ok], 1)
-            preds["flops"] = np.exp(a + b * macs[measured])
+            preds["flops"] = np.exp(np.polyval(flops_fit, macs[measured]))
             if covering:
                 preds["train_average"] = np.exp(T.mean(axis=1))
         else:
