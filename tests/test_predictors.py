@@ -248,3 +248,37 @@ def test_gridsearch_runs_on_a_dask_cluster(bench):
     # up to 8 %). Float reductions may still differ in the last digits.
     np.testing.assert_allclose(on_dask.cv_results_["mean_test_score"],
                                serial.cv_results_["mean_test_score"], rtol=1e-5)
+
+
+def test_array_batches_cover_every_row_once_in_generator_order():
+    from skorch.dataset import Dataset
+
+    from skedge._torch import ArrayBatches
+
+    X = np.arange(20, dtype=np.float32).reshape(10, 2)
+    y = np.arange(10, dtype=np.float32)
+    ds = Dataset(X, y)
+
+    def rows(it):
+        return np.concatenate([yb.numpy() for _, yb in it]).astype(int)
+
+    def shuffled(seed, data=ds):
+        return ArrayBatches(data, batch_size=3, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+
+    assert len(shuffled(0)) == 4
+    assert sorted(rows(shuffled(0))) == list(range(10))
+    assert list(rows(shuffled(0))) == list(rows(shuffled(0)))
+    assert list(rows(shuffled(0))) != list(rows(shuffled(1)))
+    assert list(rows(ArrayBatches(ds, batch_size=4))) == list(range(10))
+    # A Subset (skorch's validation split) yields only its rows, X and y aligned.
+    sub = torch.utils.data.Subset(ds, [7, 2, 5])
+    Xb, yb = next(iter(ArrayBatches(sub, batch_size=8)))
+    assert yb.tolist() == [7, 2, 5] and Xb[:, 0].tolist() == [14, 4, 10]
+    assert sorted(rows(shuffled(0, sub))) == [2, 5, 7]
+    # Prediction datasets carry no y.
+    Xb, yb = next(iter(ArrayBatches(Dataset(X, None), batch_size=10)))
+    assert yb is None and Xb.shape == (10, 2)
+    # Anything else goes through torch's DataLoader unchanged.
+    other = torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
+    assert sorted(rows(shuffled(0, other))) == list(range(10))
