@@ -121,8 +121,13 @@ class OFASpace(DesignSpace):
         return per_stage**N_STAGES * len(RESOLUTIONS)
 
     def to_string(self, x):
-        """Compact form: ``r=<px> d=<5 depths> ks=<20 kernels> e=<20 expands>[ wb=.. ab=..]``."""
-        (d,) = self.to_dicts(x)
+        """Compact form: ``r=<px> d=<5 depths> ks=<20 kernels> e=<20 expands>[ wb=.. ab=..]``.
+
+        Blocks beyond a stage's depth are written in their canonical form (as
+        :meth:`canonicalize` sets them), so designs that build the same network
+        have the same string.
+        """
+        (d,) = self.to_dicts(self.canonicalize(x))
         parts = [f"r={d['r']}", "d=" + ",".join(str(d[f"d{s}"]) for s in range(N_STAGES))]
         keys = ["ks", "e"] + (["wb", "ab"] if self.quantize else [])
         for key in keys:
