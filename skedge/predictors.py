@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._torch import ACTIVATIONS, as_tensor, fit_regression_net
+from ._torch import ACTIVATIONS, as_tensor, fit_regression_net, torch_threads
 
 __all__ = ["AccuracyRegressor", "DevicePerformanceRegressor"]
 
@@ -55,6 +55,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         "target_transform": [StrOptions({"auto", "log", "none"}), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -74,6 +75,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         target_transform="auto",
         random_state=None,
         verbose=0,
+        n_threads=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -89,6 +91,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         self.target_transform = target_transform
         self.random_state = random_state
         self.verbose = verbose
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ fit
     def _resolve_target_transform(self, y):
@@ -132,29 +135,30 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         ts = ((t - self.y_mean_) / self.y_scale_).astype(np.float32)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
-        self.estimators_ = []
-        for i, seed in enumerate(seeds):
-            if self.verbose:
-                print(f"[{type(self).__name__}] member {i + 1}/{self.n_estimators}: "
-                      f"{len(X)} rows, {self.max_epochs} epochs")
-            self.estimators_.append(
-                fit_regression_net(
-                    Xs, ts,
-                    hidden=hidden,
-                    activation=self.activation,
-                    dropout=self.dropout,
-                    lr=self.learning_rate,
-                    max_epochs=self.max_epochs,
-                    batch_size=self.batch_size,
-                    weight_decay=self.weight_decay,
-                    early_stopping=self.early_stopping,
-                    validation_fraction=self.validation_fraction,
-                    patience=self.n_iter_no_change,
-                    seed=int(seed),
-                    verbose=max(0, int(self.verbose) - 1),
-                )
-            )
+        with torch_threads(self.n_threads):
+            self.estimators_ = [self._fit_member(i, int(seed), Xs, ts, hidden)
+                                for i, seed in enumerate(seeds)]
         return self
+
+    def _fit_member(self, i, seed, Xs, ts, hidden):
+        if self.verbose:
+            print(f"[{type(self).__name__}] member {i + 1}/{self.n_estimators}: "
+                  f"{len(Xs)} rows, {self.max_epochs} epochs")
+        return fit_regression_net(
+            Xs, ts,
+            hidden=hidden,
+            activation=self.activation,
+            dropout=self.dropout,
+            lr=self.learning_rate,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            patience=self.n_iter_no_change,
+            seed=seed,
+            verbose=max(0, int(self.verbose) - 1),
+        )
 
     # -------------------------------------------------------------- predict
     def _member_outputs(self, Z):
@@ -205,7 +209,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         preds, outs = [], []
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.n_threads):
             for start in range(0, len(X), 65536):
                 o = self._member_outputs(as_tensor(X[start:start + 65536]))
                 outs.append(self._inverse(o).double().numpy())
@@ -255,6 +259,10 @@ class AccuracyRegressor(_MLPRegressorBase):
         Seeds the members; the global torch RNG is left untouched.
     verbose : int, default=0
         1 prints one line per ensemble member, 2 adds skorch's epoch table.
+    n_threads : int or None, default=None
+        Torch intra-op threads while fitting and predicting. torch's thread
+        count is process-wide: it is set for the call and restored after.
+        None keeps torch's setting.
 
     Attributes
     ----------
@@ -292,6 +300,7 @@ class AccuracyRegressor(_MLPRegressorBase):
         target_transform="none",
         random_state=None,
         verbose=0,
+        n_threads=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, dropout=dropout,
@@ -299,7 +308,7 @@ class AccuracyRegressor(_MLPRegressorBase):
             weight_decay=weight_decay, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             n_estimators=n_estimators, target_transform=target_transform,
-            random_state=random_state, verbose=verbose,
+            random_state=random_state, verbose=verbose, n_threads=n_threads,
         )
 
 
@@ -319,7 +328,7 @@ class DevicePerformanceRegressor(_MLPRegressorBase):
     ----------
     hidden_layer_sizes, activation, dropout, learning_rate, max_epochs, \
 batch_size, weight_decay, early_stopping, validation_fraction, \
-n_iter_no_change, n_estimators, random_state, verbose
+n_iter_no_change, n_estimators, random_state, verbose, n_threads
         As in :class:`AccuracyRegressor`.
     target_transform : {"auto", "log", "none"}, default="auto"
         ``"auto"``: log when every target is positive.

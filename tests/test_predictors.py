@@ -75,6 +75,31 @@ def test_same_seed_same_model():
     np.testing.assert_array_equal(a, b)
 
 
+def test_n_threads_applies_during_fit_and_predict_only(monkeypatch):
+    import skedge._torch as st
+
+    rng = np.random.RandomState(1)
+    X, y = rng.rand(150, 3), rng.rand(150)
+    seen = []
+    real_fit = st.fit_regression_net
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr("skedge.predictors.fit_regression_net", spy)
+    before = torch.get_num_threads()
+    reg = AccuracyRegressor(n_threads=1, **TINY).fit(X, y)
+    assert seen == [1] and torch.get_num_threads() == before
+    reg.predict(X)
+    assert torch.get_num_threads() == before
+    # The thread count changes summation order only, not the model.
+    np.testing.assert_allclose(
+        reg.predict(X), AccuracyRegressor(**TINY).fit(X, y).predict(X), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="n_threads"):
+        AccuracyRegressor(n_threads=0).fit(X, y)
+
+
 def test_gridsearch_over_hidden_sizes_inside_pipeline(bench):
     X, y, groups = to_pairs(bench)
     pipe = make_performance_pipeline(bench.space, **{**TINY, "max_epochs": 5})
