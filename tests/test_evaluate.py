@@ -33,6 +33,19 @@ def test_records_layout_and_methods(records):
     assert n[("gold_6240", 0)] == 15625 and n[("gold_6240", 10)] == 15615
 
 
+def test_a_device_scored_alone_reproduces_the_joint_run(records, data_home):
+    alone = evaluate_predictors(
+        "nb201", data_home=data_home, test_devices=["gold_6240"],
+        shots=(0, 10), n_train_designs=150, model_params=TINY, verbose=0,
+    )
+    joint = {(r["device"], r["shots"], r["method"]): r for r in records}
+    assert alone
+    for r in alone:
+        same = joint[(r["device"], r["shots"], r["method"])]
+        for key in ("spearman", "mape", "within_10pct", "n_designs"):
+            assert r[key] == pytest.approx(same[key], rel=1e-9), (r, key)
+
+
 def test_diagnostics_report_the_oracle_mix(data_home):
     recs = evaluate_predictors(
         "nb201", data_home=data_home, test_devices=["gold_6240"], shots=(10,),
