@@ -171,7 +171,7 @@ class KnownDeviceMix(RegressorMixin, BaseEstimator):
     settings held out one piece of hardware at a time (10 shots), the mixes
     alone reach mean Spearman 0.951 (nnls) and 0.957 (kernel, temperature
     50), and the three-way log average of nnls, kernel and the signature
-    network 0.9596 (see :func:`skedge.evaluate.evaluate_predictors`).
+    network 0.960 (see :func:`skedge.evaluate.evaluate_predictors`).
 
     Parameters
     ----------
