@@ -116,9 +116,9 @@ class ArrayBatches:
 
     skorch's default iterator is a torch ``DataLoader`` that fetches and collates
     the rows of every batch one at a time; on the hundreds of thousands of short
-    rows a latency predictor trains on, that costs about twice the network's own
-    forward and backward passes on a CPU (1 torch thread, 200,000 rows of 40
-    features, 128x3 MLP: 3.4 s per epoch against 1.2 s for the arithmetic). This
+    rows a latency predictor trains on, that doubles the time of a CPU epoch
+    (1 torch thread, 200,000 rows of 40 features, 128x3 MLP, batches of 1,024:
+    1.8 s per epoch through the ``DataLoader``, 0.9 s through this). This
     iterator indexes the arrays once per batch instead. It takes the arguments
     skorch passes to ``iterator_train`` / ``iterator_valid``; a dataset that is not
     a skorch ``Dataset`` of arrays (or a ``Subset`` of one) falls back to the
@@ -154,12 +154,10 @@ class ArrayBatches:
             yield from loader
             return
         X, y, rows = self._arrays
-        n = len(rows)
-        order = torch.randperm(n, generator=self.generator).numpy() if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            idx = rows[order[start : start + self.batch_size]] if self.shuffle else (
-                rows[start : start + self.batch_size]
-            )
+        if self.shuffle:
+            rows = rows[torch.randperm(len(rows), generator=self.generator).numpy()]
+        for start in range(0, len(rows), self.batch_size):
+            idx = rows[start : start + self.batch_size]
             yb = None if y is None else torch.as_tensor(y[idx])
             yield torch.as_tensor(X[idx]), yb
 
