@@ -353,6 +353,7 @@ def _device_records(dev, *, bench, logy, train, macs, flops_fit, granted, zero_p
     truth = np.exp(col)
     covering = [d for d in train if logy[d].iloc[measured].notna().all()]
     T = logy[covering].to_numpy()[measured]  # training log-latencies on these designs
+    known = np.exp(T)
     zT = (T - T.mean(0)) / T.std(0)
     records = []
     for k, shots in granted.items():
@@ -382,7 +383,6 @@ def _device_records(dev, *, bench, logy, train, macs, flops_fit, granted, zero_p
             if covering:
                 preds["train_average"] = _calibrate(np.exp(zT.mean(axis=1)), g, measured_ms,
                                                     shrinkage=0.0)
-                known = np.exp(T)
                 preds["linear_mix"] = KnownDeviceMix(method="nnls").fit(
                     known[g], measured_ms).predict(known)
                 mix = KnownDeviceMix().fit(known[g], measured_ms).predict(known)
@@ -401,7 +401,7 @@ def _device_records(dev, *, bench, logy, train, macs, flops_fit, granted, zero_p
                     # Not a method: the device mix fitted on *every* measured design,
                     # an upper bound on how well the training devices explain this one.
                     preds["oracle_mix"] = KnownDeviceMix(method="nnls").fit(
-                        np.exp(T), truth[measured]).predict(np.exp(T))
+                        known, truth[measured]).predict(known)
         for method, pred in preds.items():
             rec = {"device": dev, "shots": k, "method": method}
             rec.update(_scores(pred[keep], truth[measured][keep]))
