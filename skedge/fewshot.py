@@ -16,7 +16,9 @@ The devices you already measured are a second, independent source of
 knowledge: :class:`KnownDeviceMix` predicts the new device as a mix of their
 latencies, fitted on the same k designs. Averaged (in log space) with the
 signature network, it ranks designs better than either alone (see
-:func:`skedge.evaluate.evaluate_predictors`).
+:func:`skedge.evaluate.evaluate_predictors`). :func:`profile_mix` goes the
+other way: it matches a *predicted* latency profile over many designs to the
+known devices that look most like it, and returns their measured latencies.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import numpy as np
 from scipy.optimize import lsq_linear
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils import check_array, check_consistent_length
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
-__all__ = ["FewShotAdapter", "KnownDeviceMix", "fit_log_affine"]
+__all__ = ["FewShotAdapter", "KnownDeviceMix", "fit_log_affine", "profile_mix"]
 
 
 def fit_log_affine(pred, y, *, shrinkage=1.0):
@@ -143,6 +146,21 @@ class FewShotAdapter(RegressorMixin, BaseEstimator):
         return tags
 
 
+def _zero_floor(X):
+    """Per column, the smallest positive value (1.0 for a column without one)."""
+    positive = np.where(X > 0, X, np.inf).min(axis=0)
+    return np.where(np.isfinite(positive), positive, 1.0)
+
+
+def _correlation_weights(LX, ly, temperature):
+    """``softmax(temperature * r)``, r the Pearson correlation of each column of LX with ly."""
+    cx, cy = LX - LX.mean(axis=0), ly - ly.mean()
+    norm = np.sqrt((cx**2).sum(axis=0) * (cy**2).sum())
+    r = np.divide(cx.T @ cy, norm, out=np.zeros(LX.shape[1]), where=norm > 0)
+    w = np.exp(temperature * (r - r.max()))
+    return w / w.sum()
+
+
 def _log_latency(X, floor, whom):
     """Log of non-negative latencies; zeros (e.g. degenerate designs) read as ``floor``."""
     check_non_negative(X, whom)
@@ -241,8 +259,7 @@ class KnownDeviceMix(RegressorMixin, BaseEstimator):
         if np.any(y <= 0):
             raise ValueError("the new device's latencies y must be positive.")
         # Per known device, its smallest positive shot latency stands in for zeros.
-        positive = np.where(X > 0, X, np.inf).min(axis=0)
-        self.zero_floor_ = np.where(np.isfinite(positive), positive, 1.0)
+        self.zero_floor_ = _zero_floor(X)
         LX = _log_latency(X, self.zero_floor_, "KnownDeviceMix (known latencies X)")
         ly = np.log(y)
         n_known = LX.shape[1]
@@ -254,11 +271,7 @@ class KnownDeviceMix(RegressorMixin, BaseEstimator):
             sol = lsq_linear(A, ly, bounds=(lower, np.inf)).x
             self.coef_, self.intercept_ = sol[:-1], float(sol[-1])
         if self.method in ("both", "kernel"):
-            cx, cy = LX - LX.mean(axis=0), ly - ly.mean()
-            norm = np.sqrt((cx**2).sum(axis=0) * (cy**2).sum())
-            r = np.divide(cx.T @ cy, norm, out=np.zeros(n_known), where=norm > 0)
-            w = np.exp(self.temperature * (r - r.max()))
-            self.kernel_weights_ = w / w.sum()
+            self.kernel_weights_ = _correlation_weights(LX, ly, self.temperature)
             m = LX @ self.kernel_weights_
             # Least-squares map of the mix onto the device's log scale; the slope is
             # kept non-negative so the mix's ranking is never inverted.
@@ -297,3 +310,69 @@ class KnownDeviceMix(RegressorMixin, BaseEstimator):
         # the checks' random data it cannot reach their score threshold.
         tags.regressor_tags.poor_score = True
         return tags
+
+
+def profile_mix(profile, known, *, temperature=100.0, return_weights=False):
+    """Measured latencies of the known devices whose profiles match a predicted one.
+
+    A network's prediction for a new device covers every design, so its
+    correlation with each known device's measured latencies over those
+    designs (in log space) says which known devices the new one resembles far
+    more precisely than k shots do. The result is the softmax-weighted
+    (``temperature * r``) geometric mean of the known devices' latencies: a
+    real device's profile close to the prediction, with its measurement
+    structure (what a network smooths away). It keeps the known devices'
+    scale: calibrate it on the shots, or blend it in log space and calibrate
+    the blend. Over 30 NB201 settings held out one piece of hardware at a
+    time, averaging this mix of the blended prediction into the blend raised
+    the evaluation's 10-shot mean Spearman from 0.960 to 0.963 and the share
+    within ±10 % from 0.825 to 0.838 (see
+    :func:`skedge.evaluate.evaluate_predictors`). Match the best prediction
+    you have: matched to the signature network alone, which leans towards the
+    most common kind of training device, it picked GPUs for a phone DSP.
+
+    Parameters
+    ----------
+    profile : array-like of shape (n_designs,)
+        Predicted latencies (or energies) of the new device, positive.
+    known : array-like of shape (n_designs, n_known_devices)
+        The known devices' measured latencies on the same designs
+        (non-negative; a zero reads as that device's smallest positive value).
+    temperature : float, default=100.0
+        Sharpness of the weights: 0 averages all known devices, large values
+        pick the best-correlated one. Replayed on saved networks as above,
+        10-shot mean Spearman 0.948 at 0, 0.962-0.963 from 30 to 1000;
+        0-shot 0.904 (30), 0.910 (100), 0.913 (1000).
+    return_weights : bool, default=False
+        Also return the weights of the known devices.
+
+    Returns
+    -------
+    latencies : ndarray of shape (n_designs,)
+    weights : ndarray of shape (n_known_devices,)
+        Only with ``return_weights=True``; they sum to 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge.fewshot import profile_mix
+    >>> rng = np.random.RandomState(0)
+    >>> known = np.exp(rng.randn(500, 4))             # 4 measured devices
+    >>> guess = 2.0 * known[:, 2] * np.exp(0.3 * rng.randn(500))  # a noisy prediction
+    >>> mixed, w = profile_mix(guess, known, return_weights=True)
+    >>> int(np.argmax(w)), bool(w[2] > 0.99)
+    (2, True)
+    """
+    if not (isinstance(temperature, Real) and temperature >= 0):
+        raise ValueError(f"temperature must be a non-negative number; got {temperature!r}.")
+    profile = check_array(profile, ensure_2d=False, dtype=np.float64, input_name="profile")
+    known = check_array(known, dtype=np.float64, input_name="known")
+    if profile.ndim != 1:
+        raise ValueError(f"profile must be 1-D (one value per design); got shape {profile.shape}.")
+    check_consistent_length(profile, known)
+    if np.any(profile <= 0):
+        raise ValueError("profile must hold positive latencies/energies.")
+    LK = _log_latency(known, _zero_floor(known), "profile_mix (known latencies)")
+    w = _correlation_weights(LK, np.log(profile), temperature)
+    mixed = np.exp(LK @ w)
+    return (mixed, w) if return_weights else mixed

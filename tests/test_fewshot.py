@@ -1,10 +1,10 @@
-"""KnownDeviceMix: a new device as a mix of the devices already measured."""
+"""KnownDeviceMix and profile_mix: a new device as a mix of the devices already measured."""
 
 import joblib
 import numpy as np
 import pytest
 
-from skedge.fewshot import KnownDeviceMix
+from skedge.fewshot import KnownDeviceMix, profile_mix
 
 
 @pytest.fixture
@@ -78,3 +78,41 @@ def test_joblib_round_trip(known, tmp_path):
     joblib.dump(mix, tmp_path / "mix.joblib")
     np.testing.assert_array_equal(joblib.load(tmp_path / "mix.joblib").predict(known),
                                   mix.predict(known))
+
+
+def test_profile_mix_matches_a_noisy_prediction_to_the_known_device(known):
+    rng = np.random.RandomState(1)
+    # A prediction that ranks like device 4, on another scale, with noise.
+    guess = 3.0 * known[:, 4] ** 0.8 * np.exp(0.2 * rng.randn(len(known)))
+    mixed, w = profile_mix(guess, known, return_weights=True)
+    assert np.argmax(w) == 4 and w.sum() == pytest.approx(1.0)
+    # It returns the known device's *measured* latencies (its scale, not the guess's).
+    np.testing.assert_allclose(mixed, known[:, 4], rtol=1e-6)
+    # Temperature 0: the geometric mean of all known devices.
+    flat, w0 = profile_mix(guess, known, temperature=0, return_weights=True)
+    np.testing.assert_allclose(w0, np.full(6, 1 / 6))
+    np.testing.assert_allclose(flat, np.exp(np.log(known).mean(axis=1)))
+    np.testing.assert_array_equal(profile_mix(guess, known), mixed)
+
+
+def test_profile_mix_floors_zero_latencies(known):
+    X = known.copy()
+    X[3, 1] = 0.0
+    mixed = profile_mix(X[:, 1] + 0.5, X)
+    assert np.isfinite(mixed).all() and (mixed > 0).all()
+
+
+@pytest.mark.parametrize(
+    "profile, known_, kwargs, match",
+    [
+        (np.ones(5), np.ones((4, 3)), {}, "inconsistent numbers of samples"),
+        (-np.ones(5), np.ones((5, 3)), {}, "profile must hold positive"),
+        (np.ones((5, 2)), np.ones((5, 3)), {}, "profile must be 1-D"),
+        (np.ones(5), -np.ones((5, 3)), {}, "Negative values"),
+        (np.full(5, np.nan), np.ones((5, 3)), {}, "NaN"),
+        (np.ones(5), np.ones((5, 3)), {"temperature": -1}, "temperature must be"),
+    ],
+)
+def test_profile_mix_bad_input(profile, known_, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        profile_mix(profile, known_, **kwargs)
