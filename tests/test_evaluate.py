@@ -52,7 +52,8 @@ def test_diagnostics_report_the_oracle_mix(data_home):
         n_train_designs=100, model_params=TINY, diagnostics=True, verbose=0,
     )
     by = {r["method"]: r for r in recs}
-    assert {"skedge", "skedge_signature", "skedge_mix", "oracle_mix", "linear_mix"} <= set(by)
+    assert {"skedge", "skedge_signature", "skedge_mix", "skedge_profile_mix", "oracle_mix",
+            "linear_mix"} <= set(by)
     # Fitted on every measured cell, the mix of the other CPUs explains gold_6240 well
     # (Spearman 0.962 measured with the full data).
     assert by["oracle_mix"]["spearman"] > 0.9
