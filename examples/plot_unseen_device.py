@@ -13,7 +13,11 @@ latencies:
 * **few-shot with the known devices**: the same 10 measurements also fit
   :class:`~skedge.fewshot.KnownDeviceMix`, the new device as a mix of the
   training devices' measured latencies, averaged with the network in log
-  space (as ``skedge evaluate-predictors`` does).
+  space;
+* **... and the profile-matched devices**: :func:`~skedge.fewshot.profile_mix`
+  finds the training devices whose measured latencies, over all the designs,
+  correlate best with that blend, and a third part joins the average (as
+  ``skedge evaluate-predictors`` does).
 
 The real data is read from the data home (``SKEDGE_DATA``, see
 :ref:`data`). When it is absent,
@@ -30,7 +34,7 @@ from scipy.stats import spearmanr
 
 from skedge.datasets import load_nb201, make_edge_benchmark, to_pairs
 from skedge.devices import hardware_groups
-from skedge.fewshot import FewShotAdapter, KnownDeviceMix
+from skedge.fewshot import FewShotAdapter, KnownDeviceMix, fit_log_affine, profile_mix
 from skedge.pipelines import make_performance_pipeline
 
 try:
@@ -88,16 +92,24 @@ scored = np.random.RandomState(1).choice(scored, size=min(len(scored), 3000), re
 # inputs: fitted on the 10 reference designs, it predicts every other design.
 known = bench.latency[train_devices].to_numpy()
 mix = KnownDeviceMix().fit(known[ref], yt[ref])
-network = adapted.predict(Xt[scored])
+rows = np.concatenate([ref, scored])  # the reference designs first
+network = adapted.predict(Xt[rows])
+mixed = mix.predict(known[rows])
+blend = np.exp((np.log(network) + 2 * np.log(mixed)) / 3)
+
+# The profile-matched devices keep their own scale: the three-part average is
+# put on the new device's scale by an offset fitted on the reference designs.
+matched = profile_mix(blend, known[rows])
+three = np.exp((np.log(network) + np.log(mixed) + np.log(matched)) / 3)
+offset, _ = fit_log_affine(three[: len(ref)], yt[ref], shrinkage=np.inf)
 predictions = {
     "zero-shot (spec sheet)": zero_shot.predict(Xt[scored, :n_spec]),
-    "few-shot (10 reference designs)": network,
-    "few-shot + known-device mix": np.exp(
-        (np.log(network) + 2 * np.log(mix.predict(known[scored]))) / 3
-    ),
+    "few-shot (10 reference designs)": network[len(ref):],
+    "few-shot + known-device mix": blend[len(ref):],
+    "... + profile-matched devices": np.exp(offset) * three[len(ref):],
 }
 
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharex=True, sharey=True)
+fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), sharex=True, sharey=True)
 for ax, (name, pred) in zip(axes, predictions.items()):
     rho = spearmanr(pred, yt[scored]).statistic
     within = np.mean(np.abs(pred / yt[scored] - 1) <= 0.10)
