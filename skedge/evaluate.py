@@ -20,8 +20,9 @@ to few-shot methods. Methods, all on the same split:
     shots (the non-negative ``linear_mix`` below and a signature-correlation
     kernel mix), and :func:`~skedge.fewshot.profile_mix` of the geometric
     blend of the network and ``KnownDeviceMix`` (what the previous release
-    returned); then scaled onto the k shots by a log offset. With the default ``blend=2/3`` the network,
-    the shot-fitted mixes and the profile-matched mix weigh a third each.
+    returned); then scaled onto the k shots by a log offset. With the
+    default ``blend=2/3`` the network, the shot-fitted mixes and the
+    profile-matched mix weigh a third each.
     Over the 30 NB201 settings, mean 10-shot Spearman / within ±10 %:
     network 0.951 / 0.804, ``KnownDeviceMix`` 0.957 / 0.808, profile mix
     0.960 / 0.817, network and ``KnownDeviceMix`` (the previous default)
@@ -381,7 +382,7 @@ def _device_records(dev, *, bench, logy, train, macs, flops_fit, granted, zero_p
                 prior = _z(zT.mean(axis=1)) / 3 + 2 * _z(knn) / 3
                 ranked = _blend_ranking(np.log(zero_pred), prior, blend)
                 # Then average the ranking with that of the training devices whose
-                # measured profiles match it best (0-shot mean 0.901 -> 0.910).
+                # measured profiles match it best (0-shot mean 0.901 -> 0.909).
                 preds["skedge"] = _blend_ranking(
                     np.log(ranked), np.log(profile_mix(ranked, known)), 0.5
                 )

@@ -28,8 +28,8 @@ from numbers import Real
 import numpy as np
 from scipy.optimize import lsq_linear
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils import check_array, check_consistent_length
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 __all__ = ["FewShotAdapter", "KnownDeviceMix", "fit_log_affine", "profile_mix"]
