@@ -29,7 +29,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_array, check_consistent_length
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 __all__ = ["FewShotAdapter", "KnownDeviceMix", "fit_log_affine", "profile_mix"]
@@ -312,6 +312,16 @@ class KnownDeviceMix(RegressorMixin, BaseEstimator):
         return tags
 
 
+@validate_params(
+    {
+        "profile": ["array-like"],
+        "known": ["array-like"],
+        # The same constraint as KnownDeviceMix's kernel temperature.
+        "temperature": [Interval(Real, 0, None, closed="left")],
+        "return_weights": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def profile_mix(profile, known, *, temperature=100.0, return_weights=False):
     """Measured latencies of the known devices whose profiles match a predicted one.
 
@@ -363,8 +373,6 @@ def profile_mix(profile, known, *, temperature=100.0, return_weights=False):
     >>> int(np.argmax(w)), bool(w[2] > 0.99)
     (2, True)
     """
-    if not (isinstance(temperature, Real) and temperature >= 0):
-        raise ValueError(f"temperature must be a non-negative number; got {temperature!r}.")
     profile = check_array(profile, ensure_2d=False, dtype=np.float64, input_name="profile")
     known = check_array(known, dtype=np.float64, input_name="known")
     if profile.ndim != 1:

@@ -110,7 +110,8 @@ def test_profile_mix_floors_zero_latencies(known):
         (np.ones((5, 2)), np.ones((5, 3)), {}, "profile must be 1-D"),
         (np.ones(5), -np.ones((5, 3)), {}, "Negative values"),
         (np.full(5, np.nan), np.ones((5, 3)), {}, "NaN"),
-        (np.ones(5), np.ones((5, 3)), {"temperature": -1}, "temperature must be"),
+        (np.ones(5), np.ones((5, 3)), {"temperature": -1},
+         "'temperature' parameter of profile_mix"),
     ],
 )
 def test_profile_mix_bad_input(profile, known_, kwargs, match):
