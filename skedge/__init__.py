@@ -6,6 +6,7 @@ design optimizer that maps (device features, objective weights) to a design.
 
 from ._version import __version__
 from .pipelines import make_accuracy_pipeline, make_performance_pipeline
+from .crossdevice import CrossDeviceRegressor
 from .optimize import AmortizedDesignOptimizer
 from .optimize import SearchBaseline
 from .persistence import load_model, save_model
@@ -16,6 +17,7 @@ __all__ = [
     "__version__",
     "AccuracyRegressor",
     "DevicePerformanceRegressor",
+    "CrossDeviceRegressor",
     "AmortizedDesignOptimizer",
     "SearchBaseline",
     "make_accuracy_pipeline",

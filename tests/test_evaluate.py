@@ -52,8 +52,7 @@ def test_diagnostics_report_the_oracle_mix(data_home):
         n_train_designs=100, model_params=TINY, diagnostics=True, verbose=0,
     )
     by = {r["method"]: r for r in recs}
-    assert {"skedge", "skedge_signature", "skedge_mix", "skedge_profile_mix", "oracle_mix",
-            "linear_mix"} <= set(by)
+    assert {"skedge", "skedge_networks", "oracle_mix", "linear_mix"} <= set(by)
     # Fitted on every measured cell, the mix of the other CPUs explains gold_6240 well
     # (Spearman 0.962 measured with the full data).
     assert by["oracle_mix"]["spearman"] > 0.9
@@ -86,9 +85,10 @@ def test_same_hardware_is_held_out_together(data_home, monkeypatch):
     "kwargs, match",
     [
         (dict(test_devices=[]), "empty"),
-        (dict(test_devices=["no_such_phone"]), "unknown test device 'no_such_phone'"),
-        (dict(shots=(5,)), "shots"),
-        (dict(blend=1.5), "blend must be in"),
+        (dict(test_devices=["no_such_phone"]), "test_devices: unknown device 'no_such_phone'"),
+        (dict(shots=(-1,)), "shots"),
+        (dict(train_devices=["gold_6240", "nope"]), "train_devices: unknown device 'nope'"),
+        (dict(model_params={"blend": 1.5}), "'blend' parameter"),
     ],
 )
 def test_bad_input(data_home, kwargs, match):
@@ -110,19 +110,38 @@ def test_cli_writes_json(data_home, tmp_path, capsys):
     assert "skedge:rho" in capsys.readouterr().out
 
 
-def test_training_rows_cover_every_measured_design_by_default(data_home):
-    from skedge.evaluate import _floor, _train_rows
+def test_the_model_is_the_public_estimator_fitted_on_the_training_devices(data_home):
+    """The evaluation's `skedge` is CrossDeviceRegressor with its defaults, nothing else."""
+    from skedge import CrossDeviceRegressor
+    from skedge.evaluate import fit_fold_model
 
     bench = load_benchmark("nb201", data_home=data_home)
-    logy = np.log(_floor(bench.latency))
-    train = ["gold_6240", "eagle_cpu_855", "pixel3"]
     sig = signature_designs(bench)
-    rng = np.random.RandomState(0)
-    (X0, _), (Xs, ys) = _train_rows(bench, logy, train, sig, None, rng, n_mix=2)
-    n_measured = sum(int(logy[d].notna().sum()) for d in train)  # 15,625 + 1,999 + 15,625
-    assert len(X0) == n_measured
-    # Mixup devices mix the two fully measured ones, on half of the cells each.
-    assert len(Xs) == n_measured + 2 * (15625 // 2)
-    assert np.isfinite(ys).all() and (ys > 0).all()
-    (X0, _), _ = _train_rows(bench, logy, train, sig, 100, rng, n_mix=0)
-    assert len(X0) <= 3 * (100 + len(sig))
+    train = ["gold_6240", "eagle_cpu_855", "pixel3"]
+    job = dict(held=["silver_4114"], train=train, reported=["silver_4114"], seed=3)
+    model = fit_fold_model(job, bench=bench, sig_idx=sig, shots=(10,), model_params=TINY,
+                           n_train_designs=100)
+    assert isinstance(model, CrossDeviceRegressor)
+    assert model.device_names_ == train
+    np.testing.assert_array_equal(model.reference_designs_, bench.designs[sig])
+    defaults = CrossDeviceRegressor().get_params()
+    changed = {k for k, v in model.get_params().items()
+               if not (isinstance(v, np.ndarray) or v == defaults[k])}
+    # Only the fold's data, its seed, speed settings and the test-only TINY networks differ.
+    assert changed <= {"space", "zero_shot", "random_state", "n_train_designs", "n_threads",
+                       *TINY}, changed
+    # The known-device table keeps every measurement, however few the networks saw.
+    assert np.isfinite(model.measured_log_).sum() == sum(
+        int(bench.latency[d].notna().sum()) for d in train)
+
+
+def test_learning_curve_and_train_devices(data_home):
+    recs = evaluate_predictors(
+        "nb201", data_home=data_home, test_devices=["gold_6240"], shots=(0, 5, 10, 30),
+        train_devices=["silver_4114", "silver_4210r", "pixel3", "1080ti_1"],
+        n_train_designs=100, model_params=TINY, verbose=0,
+    )
+    sk = {r["shots"]: r for r in recs if r["method"] == "skedge"}
+    assert sorted(sk) == [0, 5, 10, 30]
+    assert {r["n_train_devices"] for r in recs} == {4}
+    assert sk[30]["n_designs"] == 15625 - 30

@@ -1,0 +1,139 @@
+"""The table of known devices behind :class:`~skedge.crossdevice.CrossDeviceRegressor`.
+
+:class:`KnownDeviceTable` holds what the estimator reads per design: the known
+devices' log latencies on the design grid (measured, or filled by the
+signature network), lookups of designs on that grid, the networks'
+predictions for one device, the shot head's design features, and the
+device's signature built from its shots. The estimator's public API (fit,
+adapt, add_device, predict) lives in :mod:`skedge.crossdevice`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from .devices import DEVICE_FEATURES, nearest_devices, validate_device_table
+from .fewshot import KnownDeviceMix
+
+__all__ = ["KnownDeviceTable", "feature_row", "unique_rows"]
+
+_N_FEATURES = len(DEVICE_FEATURES)
+
+
+class KnownDeviceTable:
+    """Per-design reads of a fitted :class:`~skedge.crossdevice.CrossDeviceRegressor`."""
+
+    def _positions(self, designs, grid=None):
+        """Row of each design in ``grid`` (default: the model's grid); -1 where absent."""
+        if grid is None:
+            if getattr(self, "_pos_of", None) is None:
+                self._pos_of = {r.tobytes(): i for i, r in enumerate(self.grid_designs_)}
+            lookup = self._pos_of
+        else:
+            lookup = {r.tobytes(): i for i, r in enumerate(np.asarray(grid, dtype=np.int64))}
+        designs = np.asarray(designs, dtype=np.int64)
+        return np.array([lookup.get(r.tobytes(), -1) for r in designs], dtype=np.int64)
+
+    def _check_designs(self, designs):
+        check_is_fitted(self)
+        return self.space_.validate(designs, canonicalize=True)
+
+    def _known_log(self, designs):
+        """Known devices' log latencies on designs: measured, or predicted off the grid."""
+        at = self._positions(designs)
+        out = np.empty((len(designs), self.known_log_.shape[1]))
+        found = at >= 0
+        out[found] = self.known_log_[at[found]]
+        if not found.all():
+            ref_at = self._positions(self.reference_designs_)
+            for j in range(out.shape[1]):
+                out[~found, j] = self._signature_log(designs[~found],
+                                                     np.exp(self.known_log_[ref_at, j]))
+        return out
+
+    def _zero_log(self, designs, features):
+        rows = np.hstack([designs, np.tile(features, (len(designs), 1))])
+        return np.log(self.zero_shot_net_.predict(rows))
+
+    def _signature_log(self, designs, signature):
+        rows = np.hstack([designs, np.zeros((len(designs), _N_FEATURES)),
+                          np.tile(signature, (len(designs), 1))])
+        return np.log(self.signature_net_.predict(rows))
+
+    def _head_features(self, designs):
+        mean, std = self.log_macs_stats_
+        log_macs = np.log(np.maximum(self.space_.macs(designs), 1e-12))
+        scaled = ((log_macs - mean) / std)[:, None]
+        return np.hstack([self.design_encoder_.transform(designs), scaled])
+
+    def _nearest_known(self, features):
+        table = pd.DataFrame(self.device_features_, index=self.device_names_,
+                             columns=list(DEVICE_FEATURES))
+        near = nearest_devices(table, features)
+        return [self.device_names_.index(n) for n in near]
+
+    def _shot_signature(self, features, designs, y):
+        """The device's latencies on the reference designs: measured, else imputed."""
+        refs = self.reference_designs_
+        at = self._positions(refs, designs)
+        logy = np.log(y)
+        sig = np.full(len(refs), np.nan)
+        for i, p in enumerate(at):
+            if p >= 0:
+                same = np.all(designs == refs[i], axis=1)
+                sig[i] = logy[same].mean()
+        missing = np.isnan(sig)
+        if missing.any():
+            sig[missing] = self._impute(features, designs, logy, refs[missing])
+        return np.exp(sig)
+
+    def _impute(self, features, designs, logy, targets):
+        """Log latencies of unmeasured designs from the shots (for the signature)."""
+        if len(logy) >= 3:
+            # Known devices weighted by their correlation with the shots: no free
+            # weights to fit, so a handful of shots cannot overfit it.
+            mix = KnownDeviceMix(method="kernel").fit(np.exp(self._known_log(designs)),
+                                                      np.exp(logy))
+            return np.log(mix.predict(np.exp(self._known_log(targets))))
+        if self.zero_shot_net_ is not None and not np.isnan(features).all():
+            base, at_shots = self._zero_log(targets, features), self._zero_log(designs, features)
+        else:
+            base = self._known_log(targets).mean(axis=1)
+            at_shots = self._known_log(designs).mean(axis=1)
+        return base + (logy - at_shots).mean()
+
+
+def unique_rows(rows, int_rows=True):
+    """Distinct rows in order of first appearance, and each row's position among them."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64 if int_rows else np.float64)
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rows[np.sort(first)], rank[inverse.reshape(-1)]
+
+
+def feature_row(device_features):
+    """The device's feature row as floats (NaN where unknown), validated."""
+    if device_features is None:
+        return np.full(_N_FEATURES, np.nan)
+    if isinstance(device_features, dict):
+        device_features = pd.Series(device_features)
+    if isinstance(device_features, pd.Series):
+        unknown = sorted(set(device_features.index) - set(DEVICE_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown device feature {unknown[0]!r}; features are "
+                             f"{', '.join(DEVICE_FEATURES)}.")
+        frame = device_features.reindex(list(DEVICE_FEATURES)).to_frame().T
+        frame.insert(0, "device", ["device"])
+        return validate_device_table(frame, source="device_features").to_numpy()[0]
+    row = np.asarray(device_features, dtype=np.float64).reshape(-1)
+    if row.shape != (_N_FEATURES,):
+        raise ValueError(f"device_features must hold {_N_FEATURES} values "
+                         f"({', '.join(DEVICE_FEATURES)}); got {row.size}.")
+    if np.isinf(row).any():
+        bad = DEVICE_FEATURES[int(np.argmax(np.isinf(row)))]
+        raise ValueError(f"device feature {bad!r} is infinite.")
+    return row

@@ -1,0 +1,216 @@
+"""One device as a :class:`~skedge.crossdevice.CrossDeviceRegressor` sees it after adaptation.
+
+:meth:`CrossDeviceRegressor.adapt <skedge.crossdevice.CrossDeviceRegressor.adapt>`
+returns an :class:`AdaptedDevice`: a fitted regressor over *designs* of one
+device, built from its spec-sheet row, its measured shots, or both. Every
+prediction is made in log space from three sources of knowledge, none of
+which is refitted per device:
+
+* the **networks** — the spec-sheet network (zero-shot) or the signature
+  network, which reads the device's latencies on the reference designs;
+* the **known devices** — their measured latencies, mixed to fit the shots
+  (:class:`~skedge.fewshot.KnownDeviceMix`) and matched to the whole predicted
+  profile (:func:`~skedge.fewshot.profile_mix`);
+* the **shots themselves** — a Bayesian linear head on the design's one-hot
+  encoding and log MACs, fitted to the residuals of the two above with its
+  strength chosen by the evidence (:class:`sklearn.linear_model.BayesianRidge`):
+  with a few shots it only sets the device's scale; with many, it moves the
+  ranking towards what the device itself measured.
+
+Statistics that standardize the blends (means and spreads over designs) are
+fixed when the device is adapted, over the model's design grid, so a design's
+prediction never depends on which other designs are asked for at the same
+time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.linear_model import BayesianRidge
+
+from .fewshot import KnownDeviceMix, profile_mix
+
+__all__ = ["AdaptedDevice"]
+
+
+class _Standardizer:
+    """z-scores whose means and spreads are recorded on the grid, then replayed."""
+
+    def __init__(self):
+        self.stats = []
+        self._replay = None
+
+    def replay(self):
+        self._replay = iter(self.stats)
+        return self
+
+    def stats_of(self, v):
+        if self._replay is not None:
+            return next(self._replay)
+        mean, std = float(v.mean()), float(v.std())
+        self.stats.append((mean, std if std > 1e-12 else 1.0))
+        return self.stats[-1]
+
+    def __call__(self, v):
+        mean, std = self.stats_of(v)
+        return (v - mean) / std
+
+
+def _rescale_like(z_target, reference_stats):
+    """A standardized score put back on the scale (mean, spread) of a reference."""
+    mean, std = reference_stats
+    return mean + std * z_target
+
+
+class AdaptedDevice(RegressorMixin):
+    """A fitted latency (or energy) predictor of one device over designs.
+
+    Do not build it directly: it comes from
+    :meth:`skedge.crossdevice.CrossDeviceRegressor.adapt`. It keeps a
+    reference to that model (whose networks and known devices it reads, never
+    changes) and the per-device state fitted from the shots.
+
+    Attributes
+    ----------
+    name : str or None
+        The device's name, when one was given.
+    n_shots_ : int
+        Number of measured designs the adaptation used.
+    mix_ : KnownDeviceMix or None
+        The known-device mix fitted on the shots (k > 0).
+    profile_weights_ : ndarray of shape (n_known_devices,)
+        Weights of the known devices whose measured profiles match the
+        device's predicted one.
+    head_ : BayesianRidge or None
+        The residual head fitted on the shots (k >= 2).
+    offset_ : float
+        Log-space offset onto the shots (used when there is no head).
+    signature_ : ndarray of shape (n_references,) or None
+        The device's latencies on the reference designs, measured or (where
+        no shot covers a reference design) imputed.
+    """
+
+    def __init__(self, model, *, name=None):
+        self.model = model
+        self.name = name
+
+    # ------------------------------------------------------------- fitting
+    def _fit(self, features, designs, y):
+        model = self.model
+        self.features_ = features
+        self.n_shots_ = 0 if y is None else len(y)
+        self.mix_ = self.head_ = self.signature_ = None
+        self.offset_ = 0.0
+        grid = model.grid_designs_
+        K = model.known_log_
+        if self.n_shots_ == 0:
+            self._knn = model._nearest_known(features)
+            self._zero_stats = _Standardizer()
+            self._zero_shot(model._zero_log(grid, features), K, self._zero_stats, fit=True)
+            return self
+        self.signature_ = model._shot_signature(features, designs, y)
+        logy = np.log(y)
+        Ks = model._known_log(designs)
+        self.mix_ = KnownDeviceMix().fit(np.exp(Ks), y)
+        net = model._signature_log(grid, self.signature_)
+        guide = (1 - model.blend) * net + model.blend * self._mix_log(K)
+        self._profile(guide, K)
+        blended = self._few_shot_log(designs, Ks)
+        residual = logy - blended
+        if self.n_shots_ >= 2:
+            self.head_ = BayesianRidge(fit_intercept=True).fit(model._head_features(designs),
+                                                                residual)
+        else:
+            self.offset_ = float(residual.mean())
+        return self
+
+    def _profile(self, log_profile, K):
+        _, self.profile_weights_ = profile_mix(np.exp(log_profile), np.exp(K),
+                                               temperature=self.model.profile_temperature,
+                                               return_weights=True)
+
+    def _mix_log(self, K):
+        return np.log(self.mix_.predict(np.exp(K)))
+
+    def _zero_shot(self, net, K, z, *, fit):
+        """Zero-shot log prediction and its log-space variance (disagreement)."""
+        model = self.model
+        blend = model.blend
+        if fit:
+            self.profile_weights_ = np.zeros(K.shape[1])
+        if blend == 0:
+            return net, np.zeros(len(net))
+        net_stats = z.stats_of(net)
+        zK = (K - model.known_log_mean_) / model.known_log_std_
+        # Average ranking of all known devices (1/3) and of the spec-sheet
+        # nearest ones (2/3): spec sheets alone generalize poorly to unfamiliar
+        # hardware, so the network is pulled towards devices that exist.
+        prior = z(zK.mean(axis=1)) / 3 + 2 * z(zK[:, self._knn].mean(axis=1)) / 3
+        ranked = _rescale_like(z((1 - blend) * z(net) + blend * z(prior)), net_stats)
+        if fit:
+            self._profile(ranked, K)
+        matched = K @ self.profile_weights_
+        # Then averaged with the ranking of the known devices whose measured
+        # profiles match it: their measurement structure, not a smoothed one.
+        ranked_stats = z.stats_of(ranked)
+        z_net, z_matched = z(net), z(matched)
+        out = _rescale_like(z(z(ranked) / 2 + z_matched / 2), ranked_stats)
+        # Large where the network and the matched devices disagree: hardware
+        # unlike any known device.
+        var = ((z_net - z_matched) * net_stats[1] / 2) ** 2
+        return out, var
+
+    def _few_shot_log(self, designs, K, net=None):
+        model = self.model
+        if net is None:
+            net = model._signature_log(designs, self.signature_)
+        blend = model.blend
+        # Known devices twice (mixed to fit the shots, matched to the whole
+        # predicted profile), then a geometric blend with the network: their
+        # errors are weakly correlated, so the blend ranks better than any part.
+        prior = (self._mix_log(K) + K @ self.profile_weights_) / 2
+        return (1 - blend) * net + blend * prior
+
+    # ---------------------------------------------------------- predicting
+    def _predict_log(self, designs):
+        model = self.model
+        designs = model._check_designs(designs)
+        K = model._known_log(designs)
+        if self.n_shots_ == 0:
+            net = model._zero_log(designs, self.features_)
+            return self._zero_shot(net, K, self._zero_stats.replay(), fit=False)
+        net = model._signature_log(designs, self.signature_)
+        log_pred = self._few_shot_log(designs, K, net)
+        parts = np.vstack([net, self._mix_log(K), K @ self.profile_weights_])
+        var = parts.var(axis=0)
+        if self.head_ is not None:
+            head, head_std = self.head_.predict(model._head_features(designs), return_std=True)
+            return log_pred + head, var + head_std**2
+        return log_pred + self.offset_, var
+
+    def predict(self, X, return_std=False):
+        """Predicted latency (or energy) of designs on this device.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_designs, n_choices)
+            Designs of the model's space (option indices).
+        return_std : bool, default=False
+            Also return an uncertainty in target units: the disagreement of
+            the network and the known-device mixes, plus the residual head's
+            predictive spread, as a relative spread times the prediction.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_designs,)
+        y_std : ndarray of shape (n_designs,)
+            Only with ``return_std=True``.
+        """
+        log_pred, log_var = self._predict_log(X)
+        y = np.exp(log_pred)
+        return (y, y * np.sqrt(log_var)) if return_std else y
+
+    def __repr__(self):
+        name = f"{self.name!r}, " if self.name is not None else ""
+        return f"AdaptedDevice({name}n_shots={self.n_shots_})"

@@ -1,0 +1,199 @@
+"""CrossDeviceRegressor: fit, adapt (zero- and few-shot), add_device, persistence, bad input."""
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+from sklearn.base import clone
+
+from skedge import CrossDeviceRegressor, load_model, save_model
+from skedge.adaptation import AdaptedDevice
+from skedge.datasets import make_edge_benchmark, to_pairs
+from skedge.devices import DEVICE_FEATURES
+
+FAST = dict(hidden_layer_sizes=(32, 32), max_epochs=4, n_estimators=1, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return make_edge_benchmark("nb201", n_designs=400, n_devices=10, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def split(bench):
+    names = list(bench.latency.columns)
+    return names[:-2], names[-2:]
+
+
+@pytest.fixture(scope="module")
+def model(bench, split):
+    X, y, groups = to_pairs(bench, devices=split[0])
+    return CrossDeviceRegressor(space="nb201", **FAST).fit(X, y, groups=groups)
+
+
+def _shots(bench, device, idx):
+    return bench.designs[idx], bench.latency[device].to_numpy()[idx]
+
+
+def test_fit_stores_the_known_devices(model, bench, split):
+    assert model.device_names_ == split[0]
+    assert model.known_log_.shape == (len(bench.designs), len(split[0]))
+    assert np.isfinite(model.known_log_).all()
+    assert model.reference_designs_.shape == (10, 6)
+    np.testing.assert_allclose(model.device_features_,
+                               bench.devices.loc[split[0], list(DEVICE_FEATURES)].to_numpy())
+
+
+def test_zero_and_few_shot_predict_a_new_device(model, bench, split):
+    new = split[1][0]
+    truth = bench.latency[new].to_numpy()
+    zero = model.adapt(bench.devices.loc[new], name=new)
+    few = model.adapt(bench.devices.loc[new], *_shots(bench, new, bench.reference_idx))
+    assert isinstance(zero, AdaptedDevice) and zero.n_shots_ == 0 and few.n_shots_ == 10
+    for device in (zero, few):
+        pred, std = device.predict(bench.designs, return_std=True)
+        assert pred.shape == std.shape == (len(truth),)
+        assert (pred > 0).all() and (std > 0).all()
+        assert spearmanr(pred, truth).statistic > 0.8
+    # The shots set the scale: the few-shot median error is small.
+    assert np.median(np.abs(few.predict(bench.designs) / truth - 1)) < 0.25
+
+
+def test_shots_on_any_designs(model, bench, split):
+    """Shots need not be the reference designs, nor ten of them."""
+    new = split[1][1]
+    truth = bench.latency[new].to_numpy()
+    rng = np.random.RandomState(0)
+    for k in (1, 3, 40):
+        idx = rng.choice(len(truth), size=k, replace=False)
+        device = model.adapt(bench.devices.loc[new], *_shots(bench, new, idx))
+        assert spearmanr(device.predict(bench.designs), truth).statistic > 0.7, k
+
+
+def test_predictions_do_not_depend_on_the_batch(model, bench, split):
+    new = split[1][0]
+    device = model.adapt(bench.devices.loc[new], *_shots(bench, new, bench.reference_idx))
+    whole = device.predict(bench.designs)
+    part = device.predict(bench.designs[:7])
+    np.testing.assert_allclose(part, whole[:7], rtol=1e-6)
+    zero = model.adapt(bench.devices.loc[new])
+    np.testing.assert_allclose(zero.predict(bench.designs[5:9]), zero.predict(bench.designs)[5:9],
+                               rtol=1e-6)
+
+
+def test_designs_off_the_grid_are_predicted(model, bench, split):
+    new = split[1][0]
+    device = model.adapt(bench.devices.loc[new], *_shots(bench, new, bench.reference_idx))
+    unseen = model.space_.sample(20, random_state=1)
+    pred = device.predict(unseen)
+    assert pred.shape == (20,) and np.isfinite(pred).all() and (pred > 0).all()
+
+
+def test_predict_on_pair_rows_is_zero_shot(model, bench, split):
+    X, y, groups = to_pairs(bench, devices=split[1])
+    pred = model.predict(X)
+    first = groups == split[1][0]
+    zero = model.adapt(bench.devices.loc[split[1][0]]).predict(X[first, :6])
+    np.testing.assert_allclose(pred[first], zero, rtol=1e-9)
+    assert model.score(X, np.log(y)) is not None
+
+
+def test_add_device_joins_the_known_devices(bench, split):
+    X, y, groups = to_pairs(bench, devices=split[0])
+    model = CrossDeviceRegressor(space="nb201", **FAST).fit(X, y, groups=groups)
+    new = split[1][0]
+    before = model.known_log_.copy()
+    idx = np.arange(0, 400, 4)
+    model.add_device(new, bench.devices.loc[new], *_shots(bench, new, idx))
+    assert model.device_names_[-1] == new and model.known_log_.shape[1] == len(split[0]) + 1
+    np.testing.assert_array_equal(model.known_log_[:, :-1], before)
+    np.testing.assert_allclose(np.exp(model.known_log_[idx, -1]),
+                               bench.latency[new].to_numpy()[idx])
+    with pytest.raises(ValueError, match="already known"):
+        model.add_device(new, bench.devices.loc[new], *_shots(bench, new, idx))
+    with pytest.raises(ValueError, match="no known device 'nope' to replace"):
+        model.add_device("nope", bench.devices.loc[new], *_shots(bench, new, idx), replace=True)
+    model.add_device(new, bench.devices.loc[new], *_shots(bench, new, idx[:50]), replace=True)
+    assert model.device_names_.count(new) == 1
+
+
+def test_more_shots_do_not_hurt_on_average(model, bench, split):
+    rng = np.random.RandomState(1)
+    scores = {}
+    for k in (10, 100):
+        rhos = []
+        for new in split[1]:
+            truth = bench.latency[new].to_numpy()
+            idx = np.r_[bench.reference_idx, rng.choice(
+                np.setdiff1d(np.arange(400), bench.reference_idx), k - 10, replace=False)]
+            device = model.adapt(bench.devices.loc[new], *_shots(bench, new, idx))
+            rest = np.setdiff1d(np.arange(400), idx)
+            rhos.append(spearmanr(device.predict(bench.designs[rest]), truth[rest]).statistic)
+        scores[k] = np.mean(rhos)
+    assert scores[100] >= scores[10] - 0.01, scores
+
+
+def test_save_load_and_joblib_round_trip(model, bench, split, tmp_path):
+    new = split[1][0]
+    shots = _shots(bench, new, bench.reference_idx)
+    expected = model.adapt(bench.devices.loc[new], *shots).predict(bench.designs)
+    save_model(model, tmp_path / "cross")
+    joblib.dump(model, tmp_path / "cross.joblib")
+    for loaded in (load_model(tmp_path / "cross"), joblib.load(tmp_path / "cross.joblib")):
+        got = loaded.adapt(bench.devices.loc[new], *shots).predict(bench.designs)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_clone_is_unfitted_and_shares_nothing(model):
+    twin = clone(model)
+    assert not hasattr(twin, "known_log_")
+    assert twin.get_params() == {**model.get_params()}
+
+
+@pytest.mark.parametrize("features, match", [
+    ({"kind": 0, "clock_ghz": np.inf}, "'clock_ghz' is infinite|infinite"),
+    ({"kind": 0, "warp_speed": 3.0}, "unknown device feature 'warp_speed'"),
+    (np.ones(5), "must hold 12 values"),
+])
+def test_bad_device_rows(model, features, match):
+    if isinstance(features, dict):
+        features = pd.Series(features)
+    with pytest.raises(ValueError, match=match):
+        model.adapt(features)
+
+
+def test_bad_shots(model, bench, split):
+    new = split[1][0]
+    designs, y = _shots(bench, new, bench.reference_idx)
+    with pytest.raises(ValueError, match="positive"):
+        model.adapt(None, designs, np.r_[y[:-1], 0.0])
+    with pytest.raises(ValueError, match="positive"):
+        model.adapt(None, designs, np.r_[y[:-1], -1.0])
+    with pytest.raises(ValueError, match="outside"):
+        model.adapt(None, np.r_[designs[:-1], [[0, 0, 0, 0, 0, 9]]], y)
+    with pytest.raises(ValueError, match="both"):
+        model.adapt(None, designs)
+    with pytest.raises(ValueError, match="feature row"):
+        model.adapt(None)
+
+
+def test_zero_shot_needs_the_spec_network(bench, split):
+    X, y, groups = to_pairs(bench, devices=split[0])
+    model = CrossDeviceRegressor(space="nb201", zero_shot=False, **FAST).fit(X, y, groups=groups)
+    assert model.zero_shot_net_ is None
+    with pytest.raises(ValueError, match="zero_shot=False"):
+        model.adapt(bench.devices.loc[split[1][0]])
+
+
+def test_fit_rejects_bad_tables(bench, split):
+    X, y, groups = to_pairs(bench, devices=split[0])
+    with pytest.raises(ValueError, match="groups"):
+        CrossDeviceRegressor(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match="columns"):
+        CrossDeviceRegressor(**FAST).fit(X[:, 1:], y, groups=groups)
+    with pytest.raises(ValueError, match="non-negative"):
+        CrossDeviceRegressor(**FAST).fit(X, -y, groups=groups)
+    with pytest.raises(ValueError, match="at least 2 known devices"):
+        one = groups == split[0][0]
+        CrossDeviceRegressor(**FAST).fit(X[one], y[one], groups=groups[one])
