@@ -11,11 +11,12 @@ which is refitted per device:
 * the **known devices** — their measured latencies, mixed to fit the shots
   (:class:`~skedge.fewshot.KnownDeviceMix`) and matched to the whole predicted
   profile (:func:`~skedge.fewshot.profile_mix`);
-* the **shots themselves** — a Bayesian linear head on the design's one-hot
-  encoding and log MACs, fitted to the residuals of the two above with its
-  strength chosen by the evidence (:class:`sklearn.linear_model.BayesianRidge`):
-  with a few shots it only sets the device's scale; with many, it moves the
-  ranking towards what the device itself measured.
+* the **shots themselves** — a ridge head on the design's one-hot encoding
+  and log MACs, fitted to the residuals of the two above, its strength chosen
+  by leave-one-out error over the shots (:class:`sklearn.linear_model.RidgeCV`,
+  from "offset only" to "follow the shots"): with a few shots it mostly sets
+  the device's scale; with many, it moves the ranking towards what the device
+  itself measured.
 
 Statistics that standardize the blends (means and spreads over designs) are
 fixed when the device is adapted, over the model's design grid, so a design's
@@ -27,11 +28,34 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import RegressorMixin
-from sklearn.linear_model import BayesianRidge
+from sklearn.linear_model import Ridge, RidgeCV
 
 from .fewshot import KnownDeviceMix, profile_mix
 
 __all__ = ["AdaptedDevice"]
+
+#: Ridge strengths the shot head chooses from by leave-one-out error; the
+#: largest is an offset in all but name (the features are one-hot and scaled).
+_HEAD_ALPHAS = tuple(np.logspace(-2, 6, 17))
+
+
+def _fit_head(Phi, residual):
+    """Ridge head whose strength leave-one-out error over the shots chooses.
+
+    The one-standard-error rule: the strongest ridge whose leave-one-out
+    error is within one standard error of the best, since a handful of shots
+    cannot tell apart strengths closer than that, and the simpler head (at
+    the strongest, an offset) is the safer one on a device unlike the
+    training devices.
+    """
+    cv = RidgeCV(alphas=_HEAD_ALPHAS, store_cv_results=True).fit(Phi, residual)
+    errors = cv.cv_results_  # (n_shots, n_alphas) squared leave-one-out errors
+    mean = errors.mean(axis=0)
+    best = int(np.argmin(mean))
+    se = errors[:, best].std() / np.sqrt(len(errors))
+    chosen = max(i for i in range(len(mean)) if mean[i] <= mean[best] + se)
+    head = Ridge(alpha=_HEAD_ALPHAS[chosen]).fit(Phi, residual)
+    return head, float(np.sqrt(mean[chosen]))
 
 
 class _Standardizer:
@@ -82,8 +106,11 @@ class AdaptedDevice(RegressorMixin):
     profile_weights_ : ndarray of shape (n_known_devices,)
         Weights of the known devices whose measured profiles match the
         device's predicted one.
-    head_ : BayesianRidge or None
-        The residual head fitted on the shots (k >= 2).
+    head_ : Ridge or None
+        The residual head fitted on the shots (``shot_head="ridge"``, k >= 3).
+    head_rmse_ : float
+        Its leave-one-out error over the shots (log scale): the part of the
+        returned uncertainty that the shots measure.
     offset_ : float
         Log-space offset onto the shots (used when there is no head).
     signature_ : ndarray of shape (n_references,) or None
@@ -118,11 +145,10 @@ class AdaptedDevice(RegressorMixin):
         self._profile(guide, K)
         blended = self._few_shot_log(designs, Ks)
         residual = logy - blended
-        if self.n_shots_ >= 2:
-            self.head_ = BayesianRidge(fit_intercept=True).fit(model._head_features(designs),
-                                                                residual)
-        else:
-            self.offset_ = float(residual.mean())
+        self.offset_ = float(residual.mean())
+        self.head_rmse_ = float(residual.std() * np.sqrt(self.n_shots_ / max(self.n_shots_ - 1, 1)))
+        if model.shot_head == "ridge" and self.n_shots_ >= 3:
+            self.head_, self.head_rmse_ = _fit_head(model._head_features(designs), residual)
         return self
 
     def _profile(self, log_profile, K):
@@ -156,9 +182,13 @@ class AdaptedDevice(RegressorMixin):
         ranked_stats = z.stats_of(ranked)
         z_net, z_matched = z(net), z(matched)
         out = _rescale_like(z(z(ranked) / 2 + z_matched / 2), ranked_stats)
+        if fit:
+            # Without shots the scale is a guess: spec-sheet neighbours differ in
+            # speed by about this much (log scale).
+            self._scale_var = float(np.var(model.known_log_mean_[self._knn]))
         # Large where the network and the matched devices disagree: hardware
         # unlike any known device.
-        var = ((z_net - z_matched) * net_stats[1] / 2) ** 2
+        var = ((z_net - z_matched) * net_stats[1] / 2) ** 2 + self._scale_var
         return out, var
 
     def _few_shot_log(self, designs, K, net=None):
@@ -184,10 +214,9 @@ class AdaptedDevice(RegressorMixin):
         log_pred = self._few_shot_log(designs, K, net)
         parts = np.vstack([net, self._mix_log(K), K @ self.profile_weights_])
         var = parts.var(axis=0)
-        if self.head_ is not None:
-            head, head_std = self.head_.predict(model._head_features(designs), return_std=True)
-            return log_pred + head, var + head_std**2
-        return log_pred + self.offset_, var
+        head = self.offset_ if self.head_ is None else \
+            self.head_.predict(model._head_features(designs))
+        return log_pred + head, var + self.head_rmse_**2
 
     def predict(self, X, return_std=False):
         """Predicted latency (or energy) of designs on this device.

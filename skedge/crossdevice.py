@@ -21,7 +21,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._known_table import KnownDeviceTable, feature_row, unique_rows
@@ -88,6 +88,11 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         Weight of the known devices against the network (0: networks only).
     profile_temperature : float, default=100.0
         Sharpness of the profile match (:func:`~skedge.fewshot.profile_mix`).
+    shot_head : {"ridge", "offset"}, default="ridge"
+        How the shots correct the prediction: ``"ridge"``, a ridge head on the
+        design's one-hot encoding and log MACs whose strength leave-one-out
+        error over the shots chooses (offset-only when the shots cannot tell
+        more); ``"offset"``, a log-scale offset only.
     random_state : int, RandomState instance or None, default=None
     n_threads : int, default=None
         Torch threads while fitting and predicting (None: torch's setting).
@@ -143,6 +148,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         "n_train_designs": [Interval(Integral, 1, None, closed="left"), None],
         "blend": [Interval(Real, 0, 1, closed="both")],
         "profile_temperature": [Interval(Real, 0, None, closed="left")],
+        "shot_head": [StrOptions({"ridge", "offset"})],
         "random_state": ["random_state"],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
@@ -165,6 +171,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         n_train_designs=None,
         blend=2 / 3,
         profile_temperature=100.0,
+        shot_head="ridge",
         random_state=None,
         n_threads=None,
         verbose=0,
@@ -183,6 +190,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         self.n_train_designs = n_train_designs
         self.blend = blend
         self.profile_temperature = profile_temperature
+        self.shot_head = shot_head
         self.random_state = random_state
         self.n_threads = n_threads
         self.verbose = verbose
