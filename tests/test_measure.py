@@ -112,7 +112,7 @@ def test_duplicates_are_measured_once(tmp_path):
 
 
 def test_sampled_designs_are_distinct_and_exclude_listed_ones():
-    from skedge.measure import _sample_unique
+    from skedge.measure._designs import _sample_unique
 
     space = NB201Space()
     listed = space.sample(2000, random_state=1)

@@ -63,7 +63,7 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
     >>> bench.latency.shape, list(bench.devices.index)
     ((2, 1), ['mine'])
     """
-    from ..measure import _check_columns, _space_key, read_measurement_file
+    from ..measure._format import _check_columns, _space_key, read_measurement_file
 
     if isinstance(path_or_paths, (str, os.PathLike)):
         paths = [path_or_paths]
