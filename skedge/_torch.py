@@ -244,13 +244,16 @@ def fit_regression_net(
     patience,
     seed,
     verbose,
+    device="cpu",
 ):
     """Fit one skorch ``NeuralNetRegressor`` around an :class:`MLP` and return it.
 
     ``X`` and ``y`` are already scaled float32 arrays. The net trains with MSE
     and AdamW; with ``early_stopping`` a random ``validation_fraction`` of the
     rows is held out and training stops after ``patience`` epochs without
-    improvement of the validation loss, keeping the best weights.
+    improvement of the validation loss, keeping the best weights. ``device``
+    (``"cpu"`` or ``"cuda:N"``, already checked) is where the net trains; skorch
+    moves each batch there.
     """
     from skorch import NeuralNetRegressor
     from skorch.callbacks import EarlyStopping, LRScheduler
@@ -286,7 +289,7 @@ def fit_regression_net(
         if early_stopping
         else None,
         callbacks=callbacks,
-        device="cpu",
+        device=device,
         verbose=verbose,
     )
     with warnings.catch_warnings():
