@@ -73,7 +73,7 @@ API_MODULES = [
     ("skedge.fewshot", "Few-shot adaptation"),
     ("skedge.optimize", "Design optimization"),
     ("skedge.models", "Runnable networks"),
-    ("skedge.measure", "Measuring latency"),
+    ("skedge.measure", "Measuring latency and energy"),
     ("skedge.evaluate", "Evaluating predictors"),
     ("skedge.persistence", "Saving and loading models"),
 ]
