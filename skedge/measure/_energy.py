@@ -195,6 +195,18 @@ def idle_baseline(counter, seconds=1.0, *, poll_s=0.002):
         The smallest non-zero step the counter made (its unit if it made none).
     update_ms : float
         Median time between counter changes (NaN with fewer than 3 changes).
+
+    Examples
+    --------
+    >>> from skedge.measure import idle_baseline
+    >>> class Meter:  # 1 mJ per read, for the example
+    ...     unit_mj, total = 1.0, 0.0
+    ...     def read_mj(self):
+    ...         self.total += 1.0
+    ...         return self.total
+    >>> power_w, resolution_mj, update_ms = idle_baseline(Meter(), 0.01)
+    >>> resolution_mj, power_w > 0
+    (1.0, True)
     """
     start = time.perf_counter()
     first = last = counter.read_mj()
@@ -233,6 +245,17 @@ def energy_per_run(run, counter, *, seconds=1.0, latency_ms, sync=None):
     -------
     energy_mj : float
     n_runs : int
+
+    Examples
+    --------
+    >>> from skedge.measure import energy_per_run
+    >>> class Meter:  # a counter that gains 2 mJ per read, for the example
+    ...     unit_mj, total = 1.0, 0.0
+    ...     def read_mj(self):
+    ...         self.total += 2.0
+    ...         return self.total
+    >>> energy_per_run(lambda: None, Meter(), seconds=0.01, latency_ms=1.0)
+    (0.2, 10)
     """
     sync = sync or (lambda: None)
     n = max(1, int(np.ceil(seconds * 1e3 / max(float(latency_ms), 1e-3))))

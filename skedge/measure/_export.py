@@ -149,6 +149,17 @@ def read_manifest(models, *, space=None, check_files=True):
         For a missing manifest or ONNX file.
     ValueError
         For a manifest or ONNX file of another space or design, naming it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skedge.measure import export_onnx, read_manifest
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = export_onnx("nb201", folder, designs=[[1] * 6])
+    >>> read_manifest(folder, space="fbnet")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...manifest.csv lists models of space ['nb201'], not 'fbnet'.
     """
     path = Path(models)
     path = path / MANIFEST if path.is_dir() else path

@@ -183,6 +183,9 @@ def measure(space, out, *, designs=None, n=None, include_reference=False, random
     target = str(check_device(device, what="device"))
     if cuda_graphs and target == "cpu":
         raise ValueError("cuda_graphs needs a CUDA device (device='cuda').")
+    if quantize and target != "cpu":
+        raise ValueError("quantize='int8' networks run on the CPU only (PyTorch's int8 "
+                         "kernels); use device='cpu'.")
     if not (np.isfinite(energy_seconds) and energy_seconds > 0 and idle_seconds >= 0):
         raise ValueError("energy_seconds must be positive and idle_seconds non-negative.")
     files = None
