@@ -385,3 +385,16 @@ def test_cli_export_measure_import(exported, tmp_path, monkeypatch, capsys):
     assert "nb201_00007" in capsys.readouterr().err
     assert cli.main(["export", "--space", "nb201", "--n", "2", "--out", str(folder)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_import_timings_keyed_by_benchmark_id(exported, tmp_path):
+    folder = tmp_path / "with_ids"
+    folder.mkdir()
+    manifest = pd.read_csv(exported / "manifest.csv")
+    manifest.assign(design_id=[17, 4242, 9]).to_csv(folder / "manifest.csv", index=False)
+    timings = tmp_path / "t.csv"
+    pd.DataFrame({"design_id": [4242, 9], "latency_ms": [3.0, 2.0],
+                  "energy_mj": [1.5, 1.0]}).to_csv(timings, index=False)
+    df = import_timings(folder, timings, tmp_path / "o.csv", device_name="x", progress=False)
+    assert df["design_id"].tolist() == [4242, 9] and df["energy_mj"].tolist() == [1.5, 1.0]
+    assert load_measurements(tmp_path / "o.csv").energy["x"].tolist() == [1.5, 1.0]

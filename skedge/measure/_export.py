@@ -267,7 +267,7 @@ def import_timings(models, timings, out, *, device_name, device_features=None, r
     manifest = read_manifest(models, check_files=False)
     space = get_space(manifest["space"].iloc[0])
     timings = Path(timings)
-    table = pd.read_csv(timings, dtype={"model_id": str, "file": str})
+    table = pd.read_csv(timings, dtype=dict.fromkeys(_KEYS, str))
     key = next((k for k in _KEYS if k in table.columns), None)
     if key is None or "latency_ms" not in table.columns:
         raise ValueError(f"{timings} needs a key column ({', '.join(_KEYS)}) and latency_ms; "

@@ -98,7 +98,9 @@ def torch_runner(model, *, batch_size=1, device="cpu", cuda_graphs=False, input_
     model = model.to(dev)
     x = _input(shape, batch_size, random_state, dev)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    with torch.inference_mode():
+    # The timer synchronizes the current device: make it this one.
+    current = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
+    with current, torch.inference_mode():
         run = _cuda_graph(model, x) if cuda_graphs else (lambda: model(x))
         yield run, sync
 
