@@ -89,7 +89,8 @@ def register(subparsers):
         ),
     )
     t.add_argument("--models", required=True, metavar="DIR", help="the export folder")
-    t.add_argument("--timings", required=True, metavar="FILE")
+    t.add_argument("--timings", required=True, metavar="FILE",
+                   help="CSV with model_id, file or design_id, and latency_ms (ms)")
     t.add_argument("--device-name", required=True)
     t.add_argument("--device-features", default=None, metavar="FILE",
                    help="JSON/CSV feature row of the device (as skedge apply --device)")
