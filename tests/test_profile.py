@@ -48,8 +48,10 @@ def no_data_home(monkeypatch, tmp_path):
 def exported(tmp_path_factory):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    folder = tmp_path_factory.mktemp("export") / "nb201_onnx"
-    export_onnx("nb201", folder, designs=TINY)
+    root = tmp_path_factory.mktemp("export")
+    folder = root / "nb201_onnx"
+    # No data home (module scope: before the autouse fixture), so no arch_idx.
+    export_onnx("nb201", folder, designs=TINY, data_home=root / "no_data_here")
     return folder
 
 
