@@ -37,6 +37,9 @@ setup(
         "dask": ["dask[distributed]>=2024.1"],
         "plot": ["matplotlib>=3.7"],
         "safe": ["safetensors>=0.4"],
+        # Profiling devices (skedge measure --backend onnxruntime / --energy on a GPU,
+        # skedge export): imported lazily, only by the commands that need them.
+        "profile": ["onnx>=1.14", "onnxruntime>=1.16", "nvidia-ml-py>=12"],
         "docs": [
             "sphinx>=7",
             "numpydoc>=1.6",
@@ -53,6 +56,9 @@ setup(
             "numpydoc>=1.6",
             "sphinx-gallery>=0.15",
             "pillow",
+            "onnx>=1.14",
+            "onnxruntime>=1.16",
+            "nvidia-ml-py>=12",
         ],
     },
     entry_points={"console_scripts": ["skedge=skedge.cli:main"]},

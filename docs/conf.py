@@ -76,7 +76,7 @@ API_MODULES = [
     ("skedge.model_selection", "Cross-validation over hardware"),
     ("skedge.optimize", "Design optimization"),
     ("skedge.models", "Runnable networks"),
-    ("skedge.measure", "Measuring latency"),
+    ("skedge.measure", "Measuring latency and energy"),
     ("skedge.evaluate", "Evaluating predictors"),
     ("skedge.persistence", "Saving and loading models"),
 ]

@@ -18,7 +18,7 @@ from torch import nn
 
 __all__ = [
     "MLP", "ACTIVATIONS", "ArrayBatches", "seeded", "fit_regression_net", "as_tensor",
-    "torch_threads",
+    "torch_threads", "check_device",
 ]
 
 _RNG_LOCK = threading.RLock()
@@ -102,6 +102,55 @@ def torch_threads(n):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def check_device(device, *, what="device"):
+    """Validate a torch device name; a CUDA device must be visible to torch.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    what : str
+        The parameter's name, for the error message.
+
+    Returns
+    -------
+    device : torch.device
+        ``"cuda"`` becomes ``cuda:<current device>``.
+
+    Raises
+    ------
+    ValueError
+        For another device type, or CUDA where torch sees no GPU (a CPU build
+        of torch, no driver, or ``CUDA_VISIBLE_DEVICES`` hiding it) or fewer GPUs.
+
+    Examples
+    --------
+    >>> from skedge._torch import check_device
+    >>> check_device("cpu")
+    device(type='cpu')
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{what} must be 'cpu', 'cuda' or 'cuda:N', got {device!r}.") from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type != "cuda":
+        raise ValueError(f"{what} must be 'cpu', 'cuda' or 'cuda:N', got {device!r}.")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"{what}={str(device)!r}, but torch sees no CUDA GPU (torch {torch.__version__}, "
+            f"built with CUDA {torch.version.cuda or 'none: a CPU-only build'}); use 'cpu', or "
+            "install a CUDA build of torch on a machine with an NVIDIA GPU and driver."
+        )
+    index = torch.cuda.current_device() if dev.index is None else dev.index
+    if index >= torch.cuda.device_count():
+        raise ValueError(
+            f"{what}={str(device)!r}, but torch sees only {torch.cuda.device_count()} GPU(s)."
+        )
+    return torch.device("cuda", index)
 
 
 def as_tensor(X, dtype=torch.float32):
@@ -195,13 +244,16 @@ def fit_regression_net(
     patience,
     seed,
     verbose,
+    device="cpu",
 ):
     """Fit one skorch ``NeuralNetRegressor`` around an :class:`MLP` and return it.
 
     ``X`` and ``y`` are already scaled float32 arrays. The net trains with MSE
     and AdamW; with ``early_stopping`` a random ``validation_fraction`` of the
     rows is held out and training stops after ``patience`` epochs without
-    improvement of the validation loss, keeping the best weights.
+    improvement of the validation loss, keeping the best weights. ``device``
+    (``"cpu"`` or ``"cuda:N"``, already checked) is where the net trains; skorch
+    moves each batch there.
     """
     from skorch import NeuralNetRegressor
     from skorch.callbacks import EarlyStopping, LRScheduler
@@ -237,7 +289,7 @@ def fit_regression_net(
         if early_stopping
         else None,
         callbacks=callbacks,
-        device="cpu",
+        device=device,
         verbose=verbose,
     )
     with warnings.catch_warnings():

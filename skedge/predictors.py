@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._torch import ACTIVATIONS, as_tensor, fit_regression_net, torch_threads
+from ._torch import ACTIVATIONS, as_tensor, check_device, fit_regression_net, torch_threads
 
 __all__ = ["AccuracyRegressor", "DevicePerformanceRegressor"]
 
@@ -35,6 +35,10 @@ def _check_hidden(hidden):
             f"hidden_layer_sizes must be positive integers, got {hidden!r}."
         )
     return sizes
+
+
+def _weights_device(net):
+    return next(net.module_.parameters()).device
 
 
 class _MLPRegressorBase(RegressorMixin, BaseEstimator):
@@ -56,6 +60,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str],
     }
 
     def __init__(
@@ -76,6 +81,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         n_threads=None,
+        device="cpu",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -92,6 +98,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.n_threads = n_threads
+        self.device = device
 
     # ------------------------------------------------------------------ fit
     def _resolve_target_transform(self, y):
@@ -124,6 +131,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         hidden = _check_hidden(self.hidden_layer_sizes)
+        device = str(check_device(self.device))
         self.target_transform_ = self._resolve_target_transform(y)
         t = np.log(y) if self.target_transform_ == "log" else y
         self.x_mean_ = X.mean(axis=0)
@@ -136,11 +144,11 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
         with torch_threads(self.n_threads):
-            self.estimators_ = [self._fit_member(i, int(seed), Xs, ts, hidden)
+            self.estimators_ = [self._fit_member(i, int(seed), Xs, ts, hidden, device)
                                 for i, seed in enumerate(seeds)]
         return self
 
-    def _fit_member(self, i, seed, Xs, ts, hidden):
+    def _fit_member(self, i, seed, Xs, ts, hidden, device="cpu"):
         if self.verbose:
             print(f"[{type(self).__name__}] member {i + 1}/{self.n_estimators}: "
                   f"{len(Xs)} rows, {self.max_epochs} epochs")
@@ -158,6 +166,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
             patience=self.n_iter_no_change,
             seed=seed,
             verbose=max(0, int(self.verbose) - 1),
+            device=device,
         )
 
     # -------------------------------------------------------------- predict
@@ -166,7 +175,10 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         mean = torch.as_tensor(self.x_mean_, dtype=Z.dtype)
         scale = torch.as_tensor(self.x_scale_, dtype=Z.dtype)
         Zs = (Z - mean) / scale
-        outs = torch.stack([net.module_(Zs) for net in self.estimators_])
+        # Each member runs where its weights are (a GPU-fitted model unpickled on a
+        # CPU-only machine runs on the CPU); the rows go there and back in batches.
+        outs = torch.stack([net.module_(Zs.to(_weights_device(net))).to(Z.device)
+                            for net in self.estimators_])
         return outs * self.y_scale_ + self.y_mean_
 
     def _inverse(self, t):
@@ -263,6 +275,11 @@ class AccuracyRegressor(_MLPRegressorBase):
         Torch intra-op threads while fitting and predicting. torch's thread
         count is process-wide: it is set for the call and restored after.
         None keeps torch's setting.
+    device : str, default="cpu"
+        Where the members train: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
+        (checked at fit: an error where torch sees no GPU). skorch moves each
+        batch there; ``predict`` runs where the weights are, so a model fitted
+        on a GPU and unpickled on a CPU-only machine predicts on the CPU.
 
     Attributes
     ----------
@@ -301,6 +318,7 @@ class AccuracyRegressor(_MLPRegressorBase):
         random_state=None,
         verbose=0,
         n_threads=None,
+        device="cpu",
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, dropout=dropout,
@@ -308,7 +326,7 @@ class AccuracyRegressor(_MLPRegressorBase):
             weight_decay=weight_decay, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             n_estimators=n_estimators, target_transform=target_transform,
-            random_state=random_state, verbose=verbose, n_threads=n_threads,
+            random_state=random_state, verbose=verbose, n_threads=n_threads, device=device,
         )
 
 
@@ -328,7 +346,7 @@ class DevicePerformanceRegressor(_MLPRegressorBase):
     ----------
     hidden_layer_sizes, activation, dropout, learning_rate, max_epochs, \
 batch_size, weight_decay, early_stopping, validation_fraction, \
-n_iter_no_change, n_estimators, random_state, verbose, n_threads
+n_iter_no_change, n_estimators, random_state, verbose, n_threads, device
         As in :class:`AccuracyRegressor`.
     target_transform : {"auto", "log", "none"}, default="auto"
         ``"auto"``: log when every target is positive.

@@ -50,3 +50,21 @@ def synthetic_objective():
         np.hstack([X, D]), np.exp(0.3 * n3 + 0.1 * n1 + D[:, 3])
     )
     return s, acc, lat, Objective(s, acc, lat), D
+
+
+@pytest.fixture
+def forbid_measuring(monkeypatch):
+    """Fail a test that builds a network (``skedge.models.build_model``); returns the calls.
+
+    For checks that bad input is refused before anything is measured.
+    """
+    import skedge.models
+
+    calls = []
+
+    def boom(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("a network was built before the input was checked")
+
+    monkeypatch.setattr(skedge.models, "build_model", boom)
+    return calls

@@ -35,18 +35,6 @@ def no_data_home(monkeypatch, tmp_path):
     monkeypatch.setenv("SKEDGE_DATA", str(tmp_path / "no_data_here"))
 
 
-@pytest.fixture
-def forbid_measuring(monkeypatch):
-    calls = []
-
-    def boom(*args, **kwargs):
-        calls.append(args)
-        raise AssertionError("a network was built before the input was checked")
-
-    monkeypatch.setattr(skedge.models, "build_model", boom)
-    return calls
-
-
 def _rows(path):
     return read_measurement_file(path)
 
@@ -112,7 +100,7 @@ def test_duplicates_are_measured_once(tmp_path):
 
 
 def test_sampled_designs_are_distinct_and_exclude_listed_ones():
-    from skedge.measure import _sample_unique
+    from skedge.measure._designs import _sample_unique
 
     space = NB201Space()
     listed = space.sample(2000, random_state=1)

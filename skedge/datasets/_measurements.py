@@ -38,10 +38,12 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
         successfully on at least one device setting, in first-measured
         order), ``design_ids`` (``arch_idx`` / ``fbnet_id`` / ``ofa_id`` where
         known, else -1), ``latency`` (ms, the per-design median, one column
-        per ``device`` setting, NaN where not measured or failed), ``devices``
+        per ``device`` setting, NaN where not measured or failed; the median
+        over the rounds of a ``--rounds`` run), ``energy`` (mJ per inference,
+        the same layout, where any row has ``energy_mj``, else None), ``devices``
         (the recorded feature rows), ``reference_idx`` (positions of the
-        reference designs measured, by reference rank), ``accuracy`` and
-        ``energy`` (None), ``frame`` (every row of the files, failed ones
+        reference designs measured, by reference rank), ``accuracy`` (None),
+        ``frame`` (every row of the files, failed ones
         included) and ``DESCR``.
 
     Raises
@@ -63,7 +65,7 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
     >>> bench.latency.shape, list(bench.devices.index)
     ((2, 1), ['mine'])
     """
-    from ..measure import _check_columns, _space_key, read_measurement_file
+    from ..measure._format import _check_columns, _space_key, read_measurement_file
 
     if isinstance(path_or_paths, (str, os.PathLike)):
         paths = [path_or_paths]
@@ -103,7 +105,7 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
     for k in keys:
         uniq.setdefault(k, len(uniq))
     ok["_row"] = [uniq[k] for k in keys]
-    dup = ok.duplicated(["device", "_row"])
+    dup = ok.duplicated(["device", "_row", "round"])
     if dup.any():
         first = ok[dup].iloc[0]
         raise ValueError(
@@ -122,11 +124,21 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
             pass
 
     devices_order = list(dict.fromkeys(ok["device"]))
-    latency = ok.pivot(index="_row", columns="device", values="latency_ms")
-    latency = latency.reindex(index=range(len(designs)), columns=devices_order).astype(np.float64)
-    latency.index = pd.Index(ids, name=_ID_NAMES.get(space.name, "design_id"))
-    latency.columns = pd.Index([str(c) for c in latency.columns])
-    latency.columns.name = None
+
+    def table(values):
+        # The median over the rounds (passes over the design list) of each design.
+        t = ok.pivot_table(index="_row", columns="device", values=values, aggfunc="median")
+        t = t.reindex(index=range(len(designs)), columns=devices_order).astype(np.float64)
+        t.index = pd.Index(ids, name=_ID_NAMES.get(space.name, "design_id"))
+        t.columns = pd.Index([str(c) for c in t.columns])
+        t.columns.name = None
+        return t
+
+    latency = table("latency_ms")
+    energy = None
+    ok["energy_mj"] = pd.to_numeric(ok.get("energy_mj", np.nan), errors="coerce")
+    if ok["energy_mj"].notna().any():
+        energy = table("energy_mj")
 
     features = ok.groupby("device", sort=False)[list(DEVICE_FEATURES)].first()
     devices = validate_device_table(features.loc[devices_order].reset_index(),
@@ -138,10 +150,16 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
     settings = []
     for name, rows in ok.groupby("device", sort=False):
         r0 = rows.iloc[0]
+        threads = "?" if pd.isna(r0["threads"]) else int(r0["threads"])
+        batch = "?" if pd.isna(r0["batch_size"]) else int(r0["batch_size"])
+        where = (r0.get("gpu_name") if str(r0["target"]).startswith("cuda")
+                 else r0["cpu_model"]) or "unknown hardware"
         settings.append(
-            f"{name}: {len(rows)} designs, {int(r0['threads'])} thread(s), batch "
-            f"{int(r0['batch_size'])}, {r0['cpu_model'] or 'unknown CPU'}, torch "
-            f"{r0['torch_version']}, median load {rows['loadavg'].median():.2f}"
+            f"{name}: {rows['_row'].nunique()} designs, {threads} thread(s), batch {batch}, "
+            f"{r0['backend']} on {where}, torch {r0['torch_version']}, median load "
+            f"{rows['loadavg'].median():.2f}"
+            + (f", energy from {r0['energy_counter']}" if rows["energy_mj"].notna().any()
+               else "")
         )
     n_failed = int((frame["status"] != "ok").sum())
     descr = "\n".join([
@@ -157,7 +175,7 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
         design_ids=np.asarray(ids, dtype=np.int64),
         accuracy=None,
         latency=latency,
-        energy=None,
+        energy=energy,
         devices=devices,
         reference_idx=reference_idx,
         frame=frame,

@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._torch import ACTIVATIONS, MLP, as_tensor, seeded, torch_threads
+from .._torch import ACTIVATIONS, MLP, as_tensor, check_device, seeded, torch_threads
 from ..predictors import _check_hidden
 from ..spaces import DesignSpace, get_space
 from ._objective import Objective
@@ -289,6 +289,11 @@ default="gumbel-softmax"
         setting). The minibatches are small: one thread is about as fast as
         two on an idle machine and much faster on a busy one, and leaves cores
         free for ``GridSearchCV(n_jobs=...)``.
+    device : str, default="cpu"
+        Where the optimizer networks train (``"cpu"``, ``"cuda"``,
+        ``"cuda:N"``; checked at fit). The predictors run where their own
+        weights are (see their ``device``). The trained networks are moved
+        back to the CPU, where ``predict`` runs, so pickles load anywhere.
     random_state : int, RandomState instance or None, default=None
         Seeds the augmentation and the networks; the global torch RNG is left untouched.
     verbose : int, default=0
@@ -463,6 +468,7 @@ default="gumbel-softmax"
         "n_augment": [Interval(Integral, 0, None, closed="left")],
         "device_jitter": [Interval(Real, 0, None, closed="left")],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -492,6 +498,7 @@ default="gumbel-softmax"
         n_augment=4096,
         device_jitter=0.1,
         n_threads=1,
+        device="cpu",
         random_state=None,
         verbose=0,
     ):
@@ -517,6 +524,7 @@ default="gumbel-softmax"
         self.n_augment = n_augment
         self.device_jitter = device_jitter
         self.n_threads = n_threads
+        self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
@@ -617,6 +625,7 @@ default="gumbel-softmax"
             raise ValueError(
                 f"tau_end ({self.tau_end}) must not exceed tau_start ({self.tau_start})."
             )
+        device = check_device(self.device)
         obj = self._make_objective()
         D, lam = self._check_X(obj, X, reset=True)
         self.n_device_columns_ = obj.n_device_columns
@@ -641,7 +650,8 @@ default="gumbel-softmax"
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
         self.networks_, self.loss_curves_ = [], []
         for i, seed in enumerate(seeds):
-            net, curve = self._train_one(obj, pool, blocks, hidden, int(seed), (lo, hi))
+            net, curve = self._train_one(obj, pool, blocks, hidden, int(seed), (lo, hi),
+                                         device)
             if self.verbose:
                 print(f"[AmortizedDesignOptimizer] network {i + 1}/{self.n_estimators}: "
                       f"final minibatch objective {curve[-1]:.4f}")
@@ -651,14 +661,15 @@ default="gumbel-softmax"
         self.fit_time_ = time.perf_counter() - start
         return self
 
-    def _train_one(self, obj, pool, blocks, hidden, seed, lam_range):
+    def _train_one(self, obj, pool, blocks, hidden, seed, lam_range, device):
         lo, hi = lam_range
         batch = min(self.batch_size, len(pool))
         with seeded(seed):
             lam_probe = torch.zeros(1, obj.n_lambdas)
             n_in = self._features(obj, pool.encoded_rows(torch.zeros(1, dtype=torch.long)),
                                   lam_probe).shape[1]
-            net = MLP(n_in, blocks.n_outputs(self.ordinal_shift), hidden, self.activation)
+            net = MLP(n_in, blocks.n_outputs(self.ordinal_shift), hidden,
+                      self.activation).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(
                 opt, T_max=self.n_steps, eta_min=self.learning_rate / 10)
@@ -676,7 +687,7 @@ default="gumbel-softmax"
                     new[torch.rand(m, obj.n_lambdas) < self.lambda_zero_fraction] = 0.0
                     lam[redraw] = new
                 encoded = pool.encoded_rows(idx)
-                logits = net(self._features(obj, encoded, lam))
+                logits = net(self._features(obj, encoded, lam).to(device)).cpu()
                 loss, value = self._loss(obj, blocks, logits, encoded, lam, pool.refs[idx], tau)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -688,7 +699,7 @@ default="gumbel-softmax"
                     running = 0.0
                     if self.verbose > 1 and (step + 1) % 200 == 0:
                         print(f"  step {step + 1}: tau {tau:.3f} objective {curve[-1]:.4f}")
-        net.eval()
+        net.cpu().eval()
         for p in net.parameters():
             p.requires_grad_(False)
         return net, np.asarray(curve)
