@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._checks import check_positive_target, warn_far_outside
 from ._torch import ACTIVATIONS, as_tensor, fit_regression_net, torch_threads
 
 __all__ = ["AccuracyRegressor", "DevicePerformanceRegressor"]
@@ -95,16 +96,18 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def _resolve_target_transform(self, y):
+        """The transform to fit and ``y`` ready for it (a few values <= 0 floored, warned)."""
         mode = self.target_transform or "none"
         if mode == "auto":
-            return "log" if np.all(y > 0) else "none"
+            y, _ = check_positive_target(y)
+            return ("log" if np.all(y > 0) else "none"), y
         if mode == "log" and not np.all(y > 0):
             raise ValueError(
                 f"target_transform='log' needs positive targets; y has minimum {y.min():.4g}. "
                 "Floor the measurements (e.g. at a small fraction of the median) or use "
                 "target_transform='none'."
             )
-        return mode
+        return mode, y
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -124,8 +127,9 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         hidden = _check_hidden(self.hidden_layer_sizes)
-        self.target_transform_ = self._resolve_target_transform(y)
+        self.target_transform_, y = self._resolve_target_transform(y)
         t = np.log(y) if self.target_transform_ == "log" else y
+        self.x_min_, self.x_max_ = X.min(axis=0), X.max(axis=0)
         self.x_mean_ = X.mean(axis=0)
         scale = X.std(axis=0)
         self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
@@ -208,6 +212,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
+        self._warn_out_of_range(X)
         preds, outs = [], []
         with torch.no_grad(), torch_threads(self.n_threads):
             for start in range(0, len(X), 65536):
@@ -219,6 +224,17 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
             return y
         members = np.concatenate(outs, axis=1) if outs else np.zeros((len(self.estimators_), 0))
         return y, members.std(axis=0)
+
+    def _warn_out_of_range(self, X):
+        """Warn when a feature lies beyond the fitted range by more than its span (or 1)."""
+        low, high = getattr(self, "x_min_", None), getattr(self, "x_max_", None)
+        if low is None or len(X) == 0:  # fitted before skedge kept the range
+            return
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            names = [f"x{i}" for i in range(X.shape[1])]
+        warn_far_outside(X, low, high, np.maximum(high - low, 1.0), names,
+                         what=f"{type(self).__name__}: feature", stacklevel=4)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
