@@ -2,14 +2,21 @@
 
 Each job module exposes ``register(subparsers)``, which adds its sub-command(s)
 with ``set_defaults(func=...)``; ``func(args)`` returns the exit status.
+
+Exit status: 0 on success; 2 for a usage error (a bad option value, an input
+file that is missing or malformed), reported before long work starts; 1 for a
+failure while working (a damaged model file, an unwritable output). Either way
+one line ``skedge COMMAND: error: ...`` on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
+from ._checks import CommandFailed
 from ._version import __version__
 
 # Modules that contribute sub-commands, in the order `skedge --help` lists them.
@@ -32,7 +39,28 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():
+        command.description = _plain(command.description)
+        for action in command._actions:
+            action.help = _plain(action.help)
     return parser
+
+
+_RST_ROLE = re.compile(r":[a-z]+:`~?(?:[\w.]*\.)?([^`<]+?)(?:\s*<[^>]*>)?`")
+
+
+def _plain(text):
+    """Help text without reStructuredText markup (roles, double back-quotes).
+
+    Examples
+    --------
+    >>> from skedge.cli import _plain
+    >>> _plain("Evaluate (``skedge evaluate-optimizer``) with :class:`~skedge.optimize.Objective`.")
+    'Evaluate (`skedge evaluate-optimizer`) with `Objective`.'
+    """
+    if not text:
+        return text
+    return _RST_ROLE.sub(r"`\1`", text).replace("``", "`")
 
 
 def main(argv=None):
@@ -47,6 +75,13 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as exc:
         print(f"skedge {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except CommandFailed as exc:
+        print(f"skedge {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # unwritable output, read-only file system, full disk, ...
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"skedge {args.command}: error: {exc.strerror or exc}{where}.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
