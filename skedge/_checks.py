@@ -72,9 +72,8 @@ def warn_far_outside(values, low, high, margin, names, *, what, scale=None, stac
     row, col = map(int, np.argwhere(far)[0])
     warnings.warn(
         f"{what} {names[col]} = {values[row, col]:g} lies far outside the range the model was "
-        f"fitted on ([{low[col]:g}, {high[col]:g}]; {int(far.sum())} such value(s) in "
-        f"{len(values)} row(s)): the prediction is an extrapolation. Check the value and its "
-        "unit.",
+        f"fitted on [{low[col]:g}, {high[col]:g}]: the prediction is an extrapolation. "
+        "Check the value and its unit.",
         OutOfRangeWarning, stacklevel=stacklevel,
     )
     return True
@@ -188,7 +187,8 @@ def load_model_file(path, *, check, expected):
         obj = joblib.load(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
         raise CommandFailed(
-            f"{path} could not be loaded ({type(exc).__name__}: {str(exc)[:120]}): it is "
+            f"{path} could not be loaded ({type(exc).__name__}{': ' if str(exc) else ''}"
+            f"{str(exc)[:120]}): it is "
             "truncated, damaged or not a joblib file. Rerun `skedge run` to rewrite it."
         ) from None
     if not check(obj):

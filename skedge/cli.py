@@ -12,9 +12,11 @@ one line ``skedge COMMAND: error: ...`` on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import re
 import sys
+import warnings
 
 from ._checks import CommandFailed
 from ._version import __version__
@@ -71,7 +73,10 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # One line per warning, as the errors are; not the source line behind it.
+            warnings.showwarning = functools.partial(_show_warning, args.command, set())
+            return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as exc:
         print(f"skedge {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -82,6 +87,14 @@ def main(argv=None):
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"skedge {args.command}: error: {exc.strerror or exc}{where}.", file=sys.stderr)
         return 1
+
+
+def _show_warning(command, seen, message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` of the CLI: each distinct message once, on one line."""
+    text = f"skedge {command}: warning: {message}"
+    if text not in seen:
+        seen.add(text)
+        print(text, file=file or sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover
