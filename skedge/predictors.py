@@ -162,6 +162,8 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
             patience=self.n_iter_no_change,
             seed=seed,
             verbose=max(0, int(self.verbose) - 1),
+            progress=(f"[{type(self).__name__}] member {i + 1}/{self.n_estimators}"
+                      if int(self.verbose) == 1 else None),
         )
 
     # -------------------------------------------------------------- predict
@@ -274,7 +276,9 @@ class AccuracyRegressor(_MLPRegressorBase):
     random_state : int, RandomState instance or None, default=None
         Seeds the members; the global torch RNG is left untouched.
     verbose : int, default=0
-        1 prints one line per ensemble member, 2 adds skorch's epoch table.
+        1 prints a line per ensemble member and progress lines (every tenth
+        of the epochs, with the training loss and elapsed time); 2 prints
+        skorch's table of every epoch instead.
     n_threads : int or None, default=None
         Torch intra-op threads while fitting and predicting. torch's thread
         count is process-wide: it is set for the call and restored after.
