@@ -261,8 +261,6 @@ def validate_device_table(df, *, source="device table"):
         df["kind"] = codes.fillna(names.map({k: i for i, k in enumerate(DEVICE_KINDS)}))
     out = pd.DataFrame({c: _numeric_column(df[c], c, source) for c in DEVICE_FEATURES},
                        index=df.index)
-    if np.isinf(out.to_numpy()).any():
-        raise ValueError(f"{source} holds infinite device features.")
     _check_bounds(out, source)
     bad_kind = out["kind"].dropna()
     bad_kind = bad_kind[(bad_kind < 0) | (bad_kind >= len(DEVICE_KINDS)) | (bad_kind % 1 != 0)]
@@ -291,6 +289,10 @@ def _numeric_column(column, field, source):
     parsed = pd.to_numeric(pd.Series(np.where(missing, None, values), dtype=object),
                            errors="coerce").to_numpy(np.float64)
     is_bool = np.array([isinstance(v, (bool, np.bool_)) for v in values], dtype=bool)
+    if np.isinf(parsed).any():
+        i = int(np.flatnonzero(np.isinf(parsed))[0])
+        raise ValueError(f"{source}: device {column.index[i]!r} has an infinite {field} "
+                         f"({values[i]!r}); give a finite number, or leave it empty when unknown.")
     bad = (~missing & np.isnan(parsed)) | is_bool
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
