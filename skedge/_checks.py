@@ -7,7 +7,8 @@
 * :func:`check_writable` - an output path checked *before* long work starts;
 * :func:`load_model_file` - a joblib model file, with a clean message when it is
   truncated, garbage, or not the kind of model expected;
-* :func:`warn_if_accuracy_fraction` - accuracies given as fractions instead of percent.
+* :func:`warn_if_accuracy_fraction` - accuracies given as fractions instead of percent;
+* :func:`numeric_column` - a table column as numbers, refusing text that is no number.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "CommandFailed",
@@ -24,6 +26,7 @@ __all__ = [
     "check_positive_target",
     "check_writable",
     "load_model_file",
+    "numeric_column",
     "warn_far_outside",
     "warn_if_accuracy_fraction",
 ]
@@ -226,3 +229,60 @@ def warn_if_accuracy_fraction(accuracy, *, stacklevel=3):
         UserWarning, stacklevel=stacklevel,
     )
     return True
+
+
+_MISSING_WORDS = ("", "nan", "na", "n/a", "null", "none")
+
+
+def _is_missing(value):
+    """None, NaN, pandas' NA, a blank string or a word like "n/a": an unknown feature."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in _MISSING_WORDS):
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def numeric_column(column, field, source):
+    """Float values of one table column; a value that is no number is an error, not NaN.
+
+    Parameters
+    ----------
+    column : pandas.Series
+        Raw values (numbers, numeric strings, None / NaN / blank or a word
+        such as "n/a" for unknown), indexed by row name.
+    field : str
+        Column name, for the message.
+    source : str
+        Where the table came from, for the message.
+
+    Returns
+    -------
+    values : pandas.Series of float64
+        NaN where unknown.
+
+    Raises
+    ------
+    ValueError
+        A value is not a number ("2,8", "300 GFLOPS", a bool) or is infinite;
+        the message names the row, field and value.
+    """
+    values = column.to_numpy(dtype=object)
+    missing = np.array([_is_missing(v) for v in values], dtype=bool)
+    parsed = pd.to_numeric(pd.Series(np.where(missing, None, values), dtype=object),
+                           errors="coerce").to_numpy(np.float64)
+    is_bool = np.array([isinstance(v, (bool, np.bool_)) for v in values], dtype=bool)
+    if np.isinf(parsed).any():
+        i = int(np.flatnonzero(np.isinf(parsed))[0])
+        raise ValueError(f"{source}: device {column.index[i]!r} has an infinite {field} "
+                         f"({values[i]!r}); give a finite number, or leave it empty when unknown.")
+    bad = (~missing & np.isnan(parsed)) | is_bool
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{source}: device {column.index[i]!r} has {field} = {values[i]!r}, which is not a "
+            f"number. Give a plain number in the units of the field (e.g. 2.8, not '2,8' or "
+            f"'2.8 GHz'), or leave it empty / null when unknown."
+        )
+    return pd.Series(parsed, index=column.index, dtype=np.float64)

@@ -41,10 +41,15 @@ from ._job_checks import (
     MODEL_CHECKS,
     MODEL_KINDS,
     check_counts,
+    check_lambda_energy,
     check_models_folder,
+    check_names,
+    check_split,
     label_lambdas,
     log_ticks,
     next_steps,
+    parse_lambdas,
+    parse_test,
 )
 from .devices import DEVICE_FEATURES, DEVICE_KINDS
 
@@ -200,26 +205,6 @@ class _Progress:
             print(text, flush=True)
 
 
-def _parse_lambdas(text, default, option="--lambdas"):
-    if text is None:
-        return [float(v) for v in default]
-    try:
-        values = [float(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(
-            f"{option} must be comma-separated numbers such as 0.01,0.05,0.2; got {text!r}."
-        ) from None
-    if not values or any(not np.isfinite(v) or v < 0 for v in values):
-        raise ValueError(f"{option} must hold finite numbers >= 0; got {text!r}.")
-    return values
-
-
-def _check_lambda_energy(value, option="--lambda-energy"):
-    if value is None or not np.isfinite(value) or value < 0:
-        raise ValueError(f"{option} must be a finite number >= 0; got {value!r}.")
-    return float(value)
-
-
 def _space_key(space):
     """The name :func:`skedge.spaces.get_space` rebuilds ``space`` from."""
     if space.name == "ofa" and getattr(space, "quantize", False):
@@ -322,7 +307,7 @@ def _simulated_data(space, n_designs, n_devices, test, random_state):
                                 random_state=random_state)
     names = list(bench.latency.columns)
     if isinstance(test, list):
-        _check_names(test, names)
+        check_names(test, names)
         tests = test
     else:
         rng = check_random_state(random_state)
@@ -340,7 +325,7 @@ def _simulated_data(space, n_designs, n_devices, test, random_state):
         for fam in order[:test]:
             members = list(bench.family.index[bench.family == fam])
             tests.append(members[rng.randint(len(members))])
-    _check_split(tests, names)
+    check_split(tests, names)
     train = [d for d in names if d not in tests]
     sim_devices = Bunch(devices=bench.devices.loc[tests], params=bench.device_params.loc[tests])
 
@@ -378,7 +363,7 @@ def _nb201_data(space, data_home, n_designs, test, random_state):
     bench.latency = bench.latency.clip(lower=bench.latency.quantile(0.01), axis=1)
     names = list(bench.latency.columns)
     if isinstance(test, list):
-        _check_names(test, names)
+        check_names(test, names)
         tests = test
     else:
         tests = [d for d in _NB201_TEST_DEVICES if d in names]
@@ -388,7 +373,7 @@ def _nb201_data(space, data_home, n_designs, test, random_state):
                 f"devices by number ({', '.join(tests)}); name others to hold out more."
             )
         tests = tests[:test]
-    _check_split(tests, names)
+    check_split(tests, names)
     groups = hardware_groups(bench.devices.loc[names])
     held = {groups[d] for d in tests}
     train = [d for d in names if groups[d] not in held]
@@ -418,39 +403,6 @@ def _nb201_data(space, data_home, n_designs, test, random_state):
                  description=f"NAS-Bench-201 (CIFAR-10 accuracy, HELP latencies): {n} cells x "
                              f"{len(names)} device settings; {len(train)} settings train "
                              f"(whole hardware groups of the unseen devices held out)")
-
-
-def _check_names(tests, names):
-    unknown = [d for d in tests if d not in names]
-    if unknown:
-        raise ValueError(f"--test-devices: unknown device {unknown[0]!r}; this benchmark has "
-                         f"{names}.")
-
-
-def _check_split(tests, names):
-    if not tests:
-        raise ValueError("--test-devices: hold out at least one device.")
-    if len(set(tests)) != len(tests):
-        raise ValueError(f"--test-devices lists a device twice: {tests}.")
-    if len(tests) > len(names) // 2:
-        raise ValueError(
-            f"--test-devices holds out {len(tests)} of {len(names)} devices; hold out at most "
-            f"{len(names) // 2}, so that most devices train the predictors."
-        )
-
-
-def _parse_test(text, default):
-    if text is None:
-        return default
-    text = str(text).strip()
-    if text.isdigit():
-        if int(text) < 1:
-            raise ValueError("--test-devices must be at least 1.")
-        return int(text)
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise ValueError(f"--test-devices must be a number or device names, got {text!r}.")
-    return names
 
 
 def _train_view(data, target):
@@ -483,9 +435,9 @@ def run_job(args):
     space = args.space or ("nb201" if real else "ofa-quant")
     n_designs = sizes["n_designs"] if args.n_designs is None else args.n_designs
     n_devices = sizes["n_devices"] if args.n_devices is None else args.n_devices
-    lambdas = _parse_lambdas(args.lambdas, sizes["lambdas"])
-    lam_en = _check_lambda_energy(args.lambda_energy)
-    test = _parse_test(args.test_devices, sizes["n_test"])
+    lambdas = parse_lambdas(args.lambdas, sizes["lambdas"])
+    lam_en = check_lambda_energy(args.lambda_energy)
+    test = parse_test(args.test_devices, sizes["n_test"])
     if not real:
         check_counts(n_designs, n_devices, test)
     out = Path(args.out)
@@ -920,11 +872,11 @@ def apply_job(args):
             f"the optimizer takes {obj.n_device_columns} device columns; skedge apply "
             f"supplies the {len(DEVICE_FEATURES)} DEVICE_FEATURES only."
         )
-    lambdas = _parse_lambdas(args.lambdas, man.get("lambdas") or SIZES["default"]["lambdas"])
+    lambdas = parse_lambdas(args.lambdas, man.get("lambdas") or SIZES["default"]["lambdas"])
     with_energy = obj.n_lambdas == 2
     lam_en = None
     if with_energy:
-        lam_en = _check_lambda_energy(
+        lam_en = check_lambda_energy(
             man.get("lambda_energy", DEFAULT_LAMBDA_ENERGY) if args.lambda_energy is None
             else args.lambda_energy)
     D = table[list(DEVICE_FEATURES)].to_numpy(np.float64)

@@ -1,7 +1,7 @@
 """Checks and hints of ``skedge run`` / ``skedge apply`` that run before any long work.
 
-Kept apart from :mod:`skedge._job` (the job itself): argument counts, the
-models folder (never silently overwritten), the model-file types ``apply``
+Kept apart from :mod:`skedge._job` (the job itself): parsed option values (λ,
+unseen devices), argument counts, the models folder (never silently overwritten), the model-file types ``apply``
 accepts, the "Next:" hint a run ends with, and the λ labels of its plots.
 """
 
@@ -15,8 +15,9 @@ import numpy as np
 from ._checks import check_writable
 from .devices import DEVICE_KINDS
 
-__all__ = ["MODEL_CHECKS", "MODEL_KINDS", "check_counts", "check_models_folder",
-           "label_lambdas", "log_ticks", "next_steps"]
+__all__ = ["MODEL_CHECKS", "MODEL_KINDS", "check_counts", "check_lambda_energy",
+           "check_models_folder", "check_names", "check_split", "label_lambdas", "log_ticks",
+           "next_steps", "parse_lambdas", "parse_test"]
 
 #: What each model file of a run folder must hold, and how that is checked.
 MODEL_KINDS = {
@@ -129,3 +130,61 @@ def log_ticks(low, high):
         if len(ticks) >= 3:
             return ticks
     return ticks
+
+
+def parse_lambdas(text, default, option="--lambdas"):
+    """Comma-separated λ values of ``option`` (``default`` when None); finite and >= 0."""
+    if text is None:
+        return [float(v) for v in default]
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(
+            f"{option} must be comma-separated numbers such as 0.01,0.05,0.2; got {text!r}."
+        ) from None
+    if not values or any(not np.isfinite(v) or v < 0 for v in values):
+        raise ValueError(f"{option} must hold finite numbers >= 0; got {text!r}.")
+    return values
+
+
+def check_lambda_energy(value, option="--lambda-energy"):
+    """``value`` as a float, refused unless finite and >= 0."""
+    if value is None or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{option} must be a finite number >= 0; got {value!r}.")
+    return float(value)
+
+
+def check_names(tests, names):
+    """Refuse unseen-device names the benchmark does not have."""
+    unknown = [d for d in tests if d not in names]
+    if unknown:
+        raise ValueError(f"--test-devices: unknown device {unknown[0]!r}; this benchmark has "
+                         f"{names}.")
+
+
+def check_split(tests, names):
+    """Refuse an empty or repeated hold-out, or one larger than half the devices."""
+    if not tests:
+        raise ValueError("--test-devices: hold out at least one device.")
+    if len(set(tests)) != len(tests):
+        raise ValueError(f"--test-devices lists a device twice: {tests}.")
+    if len(tests) > len(names) // 2:
+        raise ValueError(
+            f"--test-devices holds out {len(tests)} of {len(names)} devices; hold out at most "
+            f"{len(names) // 2}, so that most devices train the predictors."
+        )
+
+
+def parse_test(text, default):
+    """``--test-devices``: a count (int) or a list of device names."""
+    if text is None:
+        return default
+    text = str(text).strip()
+    if text.isdigit():
+        if int(text) < 1:
+            raise ValueError("--test-devices must be at least 1.")
+        return int(text)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"--test-devices must be a number or device names, got {text!r}.")
+    return names

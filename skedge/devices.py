@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._checks import numeric_column
+
 __all__ = [
     "DEVICE_KINDS",
     "DEVICE_FEATURES",
@@ -259,7 +261,7 @@ def validate_device_table(df, *, source="device table"):
                 f"{source}: unknown device kind {unknown[0]!r}; known kinds are {DEVICE_KINDS}."
             )
         df["kind"] = codes.fillna(names.map({k: i for i, k in enumerate(DEVICE_KINDS)}))
-    out = pd.DataFrame({c: _numeric_column(df[c], c, source) for c in DEVICE_FEATURES},
+    out = pd.DataFrame({c: numeric_column(df[c], c, source) for c in DEVICE_FEATURES},
                        index=df.index)
     _check_bounds(out, source)
     bad_kind = out["kind"].dropna()
@@ -267,41 +269,6 @@ def validate_device_table(df, *, source="device table"):
     if len(bad_kind):
         raise ValueError(f"{source}: device {bad_kind.index[0]!r} has an invalid kind code.")
     return out
-
-
-_MISSING_WORDS = ("", "nan", "na", "n/a", "null", "none")
-
-
-def _is_missing(value):
-    """None, NaN, pandas' NA, a blank string or a word like "n/a": an unknown feature."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in _MISSING_WORDS):
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _numeric_column(column, field, source):
-    """Float values of one feature column; a value that is no number is an error, not NaN."""
-    values = column.to_numpy(dtype=object)
-    missing = np.array([_is_missing(v) for v in values], dtype=bool)
-    parsed = pd.to_numeric(pd.Series(np.where(missing, None, values), dtype=object),
-                           errors="coerce").to_numpy(np.float64)
-    is_bool = np.array([isinstance(v, (bool, np.bool_)) for v in values], dtype=bool)
-    if np.isinf(parsed).any():
-        i = int(np.flatnonzero(np.isinf(parsed))[0])
-        raise ValueError(f"{source}: device {column.index[i]!r} has an infinite {field} "
-                         f"({values[i]!r}); give a finite number, or leave it empty when unknown.")
-    bad = (~missing & np.isnan(parsed)) | is_bool
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{source}: device {column.index[i]!r} has {field} = {values[i]!r}, which is not a "
-            f"number. Give a plain number in the units of the field (e.g. 2.8, not '2,8' or "
-            f"'2.8 GHz'), or leave it empty / null when unknown."
-        )
-    return pd.Series(parsed, index=column.index, dtype=np.float64)
 
 
 def _check_bounds(table, source):

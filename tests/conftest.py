@@ -1,5 +1,7 @@
-"""Shared test fixtures: the real data home, skipped with a reason when absent."""
+"""Shared test fixtures: the real data home (skipped with a reason when absent), the CLI."""
 
+import contextlib
+import io
 import os
 
 import numpy as np
@@ -50,3 +52,22 @@ def synthetic_objective():
         np.hstack([X, D]), np.exp(0.3 * n3 + 0.1 * n1 + D[:, 3])
     )
     return s, acc, lat, Objective(s, acc, lat), D
+
+
+def run_cli(argv):
+    """``skedge.cli.main(argv)`` with stdout and stderr captured: ``(rc, stdout, stderr)``.
+
+    Usable in module-scoped fixtures, where ``capsys`` is not.
+    """
+    from skedge.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """The :func:`run_cli` function."""
+    return run_cli

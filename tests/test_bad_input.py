@@ -6,9 +6,7 @@ tiny ``--fast`` models) and, for a few cases, as a subprocess (exit code and no
 traceback), plus hypothesis property tests of the validators on random junk.
 """
 
-import contextlib
 import errno
-import io
 import json
 import math
 import re
@@ -32,7 +30,7 @@ from skedge._checks import (
     check_writable,
     load_model_file,
 )
-from skedge.cli import build_parser, main
+from skedge.cli import build_parser
 from skedge.devices import (
     DEVICE_FEATURES,
     FEATURE_BOUNDS,
@@ -54,17 +52,10 @@ def _table(**over):
     return pd.DataFrame([{**PHONE, **over}])
 
 
-def _run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, cli):
     out = tmp_path_factory.mktemp("bad_input") / "models"
-    rc, _, err = _run(["run", "--fast", "--out", str(out), "--quiet", "--random-state", "1"])
+    rc, _, err = cli(["run", "--fast", "--out", str(out), "--quiet", "--random-state", "1"])
     assert rc == 0, err
     return out
 
@@ -266,19 +257,19 @@ def test_load_model_file_damaged_or_wrong(models, tmp_path):
 
 
 # ----------------------------------------------------------------------- run
-def test_run_refuses_a_non_empty_models_folder(models):
+def test_run_refuses_a_non_empty_models_folder(models, cli):
     before = {p.name: p.stat().st_mtime_ns for p in models.iterdir()}
-    rc, out, err = _run(["run", "--fast", "--out", str(models)])
+    rc, out, err = cli(["run", "--fast", "--out", str(models)])
     assert rc == 2 and "--overwrite" in err and "[2/5]" not in out
     assert {p.name: p.stat().st_mtime_ns for p in models.iterdir()} == before
 
 
-def test_run_overwrite_replaces_the_models(tmp_path):
+def test_run_overwrite_replaces_the_models(tmp_path, cli):
     out = tmp_path / "m"
     out.mkdir()
     (out / "note.txt").write_text("mine")
-    assert _run(["run", "--fast", "--out", str(out), "--quiet"])[0] == 2
-    rc, stdout, err = _run(["run", "--fast", "--out", str(out), "--quiet", "--overwrite"])
+    assert cli(["run", "--fast", "--out", str(out), "--quiet"])[0] == 2
+    rc, stdout, err = cli(["run", "--fast", "--out", str(out), "--quiet", "--overwrite"])
     assert rc == 0, err
     assert (out / "optimizer.joblib").is_file() and (out / "note.txt").read_text() == "mine"
     # The next step shows the JSON a device file needs.
@@ -292,17 +283,17 @@ def test_run_overwrite_replaces_the_models(tmp_path):
     (["--out", str(Path(UNWRITABLE).parent)], "cannot be written"),
     (["--n-designs", "0"], "--n-designs"),
 ])
-def test_run_usage_errors_before_any_work(tmp_path, argv, needle):
+def test_run_usage_errors_before_any_work(tmp_path, argv, needle, cli):
     argv = ["run", "--fast", "--out", str(tmp_path / "m")] + argv
-    rc, out, err = _run(argv)
+    rc, out, err = cli(argv)
     assert rc == 2 and needle in err, err
     assert "[2/5]" not in out
 
 
 # --------------------------------------------------------------------- apply
-def test_apply_usage_errors_name_option_or_file(models, phone_json, tmp_path):
+def test_apply_usage_errors_name_option_or_file(models, phone_json, tmp_path, cli):
     def fails(extra, *needles, device=phone_json):
-        rc, _, err = _run(["apply", "--models", str(models), "--device", str(device)] + extra)
+        rc, _, err = cli(["apply", "--models", str(models), "--device", str(device)] + extra)
         assert rc == 2, err
         for needle in needles:
             assert needle in err, err
@@ -318,38 +309,38 @@ def test_apply_usage_errors_name_option_or_file(models, phone_json, tmp_path):
     fails([], "clock_ghz = '2,8'", device=comma)
 
 
-def test_apply_damaged_models_exit_1(models, phone_json, tmp_path):
+def test_apply_damaged_models_exit_1(models, phone_json, tmp_path, cli):
     broken = tmp_path / "broken"
     shutil.copytree(models, broken)
     for content, needle in ((b"garbage", "could not be loaded"),
                             ((models / "latency.joblib").read_bytes(), "holds a Pipeline")):
         (broken / "optimizer.joblib").write_bytes(content)
-        rc, _, err = _run(["apply", "--models", str(broken), "--device", str(phone_json)])
+        rc, _, err = cli(["apply", "--models", str(broken), "--device", str(phone_json)])
         assert rc == 1 and needle in err and "optimizer.joblib" in err, err
 
 
-def test_apply_os_error_while_writing_exit_1(models, phone_json, tmp_path, monkeypatch):
+def test_apply_os_error_while_writing_exit_1(models, phone_json, tmp_path, monkeypatch, cli):
     def read_only(self, path, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", read_only)
-    rc, _, err = _run(["apply", "--models", str(models), "--device", str(phone_json),
+    rc, _, err = cli(["apply", "--models", str(models), "--device", str(phone_json),
                        "--out", str(tmp_path / "d.csv")])
     assert rc == 1 and "Read-only file system" in err and "d.csv" in err, err
 
 
-def test_apply_far_device_warns_on_one_line(models, tmp_path):
+def test_apply_far_device_warns_on_one_line(models, tmp_path, cli):
     far = tmp_path / "far.json"
     far.write_text(json.dumps({**PHONE, "peak_gflops": 5e6}))
-    rc, _, err = _run(["apply", "--models", str(models), "--device", str(far)])
+    rc, _, err = cli(["apply", "--models", str(models), "--device", str(far)])
     assert rc == 0, err
     lines = [line for line in err.splitlines() if "peak_gflops" in line]
     assert len(lines) == 1 and lines[0].startswith("skedge apply: warning:"), err
 
 
-def test_apply_outputs_explained_and_complete(models, phone_json, tmp_path):
+def test_apply_outputs_explained_and_complete(models, phone_json, tmp_path, cli):
     front = tmp_path / "front.csv"
-    rc, out, err = _run(["apply", "--models", str(models), "--device", str(phone_json),
+    rc, out, err = cli(["apply", "--models", str(models), "--device", str(phone_json),
                          "--front", str(front), "--max-latency", "1000"])
     assert rc == 0, err
     assert "candidate designs scored by the predictors" in out or "exact" in out
@@ -377,7 +368,7 @@ def test_help_is_plain_text_and_documents_every_option():
 def test_cli_subprocess_exit_codes_without_traceback(models, tmp_path, argv, code, needle):
     argv = [a.format(tmp=tmp_path, models=models) for a in argv]
     proc = subprocess.run([sys.executable, "-m", "skedge", *argv], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+                          text=True, cwd=ROOT, timeout=120, check=False)
     assert proc.returncode == code, proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
@@ -388,7 +379,7 @@ def test_cli_subprocess_damaged_model_exit_1(models, phone_json, tmp_path):
     (broken / "optimizer.joblib").write_bytes((models / "optimizer.joblib").read_bytes()[:999])
     proc = subprocess.run([sys.executable, "-m", "skedge", "apply", "--models", str(broken),
                            "--device", str(phone_json)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+                          cwd=ROOT, timeout=120, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "optimizer.joblib could not be loaded" in proc.stderr
 
@@ -413,10 +404,10 @@ def test_evaluate_optimizer_partly_measured_device(data_home, tmp_path):
     devices = pd.read_csv(Path(data_home) / "devices/devices.csv")
     row = devices[devices["device"] == "pixel3"].assign(device="mybox")
     pd.concat([devices, row]).to_csv(home / "devices/devices.csv", index=False)
-    tiny = dict(hidden_layer_sizes=(8,), max_epochs=1, n_estimators=1)
+    tiny = {"hidden_layer_sizes": (8,), "max_epochs": 1, "n_estimators": 1}
     summary, _ = evaluate_optimizer(
         "nb201", data_home=home, test_devices=["titanx_1"], n_lambdas=2, n_train_designs=100,
-        predictor_params=tiny, optimizer_params=dict(n_steps=2, hidden_layer_sizes=(8,)),
+        predictor_params=tiny, optimizer_params={"n_steps": 2, "hidden_layer_sizes": (8,)},
         verbose=0)
     assert math.isfinite(summary["regret_true_median"])
     with pytest.raises(ValueError, match="'mybox' is measured on 300 of 15,625 cells"):
