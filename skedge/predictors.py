@@ -124,6 +124,18 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         Returns
         -------
         self : object
+
+        Raises
+        ------
+        ValueError
+            With ``target_transform="auto"`` or ``"log"``, every target is 0.
+
+        Warns
+        -----
+        UserWarning
+            ``target_transform="auto"`` and a few targets (at most 5 %) are
+            <= 0: they are floored at the smallest positive target and the log
+            target is kept (see :func:`skedge._checks.check_positive_target`).
         """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         hidden = _check_hidden(self.hidden_layer_sizes)
@@ -211,6 +223,13 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         y_pred : ndarray of float64, shape (n_samples,)
         y_std : ndarray of float64, shape (n_samples,)
             Only with ``return_std=True``.
+
+        Warns
+        -----
+        OutOfRangeWarning
+            A feature lies beyond the range seen in ``fit`` by more than that
+            range's width (or 1), e.g. design index 99 where 0..4 were seen:
+            the prediction is an extrapolation.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
@@ -291,6 +310,8 @@ class AccuracyRegressor(_MLPRegressorBase):
     n_features_in_ : int
     target_transform_ : str
         The transform actually used.
+    x_min_, x_max_ : ndarray of shape (n_features,)
+        Range of each feature in ``fit`` (``predict`` warns far outside it).
 
     Examples
     --------

@@ -225,6 +225,11 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
       a missing-indicator column, so "unknown" is information, not a guess;
     * everything is standardized.
 
+    ``transform`` warns (``OutOfRangeWarning``) when a known value lies more
+    than 10x beyond the range of the devices seen in ``fit`` (on the log
+    scale; beyond one range width without ``log``): the prediction is then an
+    extrapolation, or the value is in the wrong unit.
+
     Parameters
     ----------
     kind_column : "auto", int or None, default="auto"
@@ -232,6 +237,12 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
         has exactly the :data:`~skedge.devices.DEVICE_FEATURES` columns.
     log : bool, default=True
         Apply the signed log to the non-kind columns.
+
+    Attributes
+    ----------
+    feature_min_, feature_max_ : ndarray
+        Range of each non-kind column over the training devices (NaN where
+        no value was known).
 
     Examples
     --------
