@@ -36,6 +36,21 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch, check_random_state
 
+from ._checks import check_writable, load_model_file
+from ._job_checks import (
+    MODEL_CHECKS,
+    MODEL_KINDS,
+    check_counts,
+    check_lambda_energy,
+    check_models_folder,
+    check_names,
+    check_split,
+    label_lambdas,
+    log_ticks,
+    next_steps,
+    parse_lambdas,
+    parse_test,
+)
 from .devices import DEVICE_FEATURES, DEVICE_KINDS
 
 __all__ = ["SIZES", "apply_job", "design_summary", "load_models", "register", "run_job"]
@@ -119,7 +134,10 @@ def register(subparsers):
                         "ignored without energy)")
     p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                   help=f"folder for the fitted models (default {DEFAULT_OUT}/)")
+                   help=f"folder for the fitted models (default {DEFAULT_OUT}/); it must be "
+                        "empty or new unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the models of an earlier run in --out (refused without it)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: the small networks gain little from more, "
                         "and lose much on a busy machine)")
@@ -148,9 +166,11 @@ def register(subparsers):
                    help="latency weights λ_lat (default: those of the run)")
     a.add_argument("--lambda-energy", type=float, default=None,
                    help="energy weight λ_en (default: that of the run)")
-    a.add_argument("--out", default=None, metavar="CSV", help="write the designs to this CSV")
+    a.add_argument("--out", default=None, metavar="CSV",
+                   help="write the designs to this CSV file (replaced if it exists)")
     a.add_argument("--front", default=None, metavar="CSV",
-                   help="write the λ-swept predicted Pareto front of each device to this CSV")
+                   help="write the λ-swept predicted Pareto front of each device to this CSV "
+                        "file (replaced if it exists)")
     a.add_argument("--max-latency", type=float, default=None, metavar="MS",
                    help="also give the most accurate design with predicted latency <= MS")
     a.add_argument("--max-energy", type=float, default=None, metavar="MJ",
@@ -183,26 +203,6 @@ class _Progress:
     def say(self, text=""):
         if not self.quiet:
             print(text, flush=True)
-
-
-def _parse_lambdas(text, default, option="--lambdas"):
-    if text is None:
-        return [float(v) for v in default]
-    try:
-        values = [float(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(
-            f"{option} must be comma-separated numbers such as 0.01,0.05,0.2; got {text!r}."
-        ) from None
-    if not values or any(not np.isfinite(v) or v < 0 for v in values):
-        raise ValueError(f"{option} must hold finite numbers >= 0; got {text!r}.")
-    return values
-
-
-def _check_lambda_energy(value, option="--lambda-energy"):
-    if value is None or not np.isfinite(value) or value < 0:
-        raise ValueError(f"{option} must be a finite number >= 0; got {value!r}.")
-    return float(value)
 
 
 def _space_key(space):
@@ -307,7 +307,7 @@ def _simulated_data(space, n_designs, n_devices, test, random_state):
                                 random_state=random_state)
     names = list(bench.latency.columns)
     if isinstance(test, list):
-        _check_names(test, names)
+        check_names(test, names)
         tests = test
     else:
         rng = check_random_state(random_state)
@@ -315,11 +315,17 @@ def _simulated_data(space, n_designs, n_devices, test, random_state):
         # Families with a device left for training first: an unseen device, not an unseen family.
         order = ([f for f in _TEST_FAMILY_ORDER if counts.get(f, 0) >= 2]
                  + [f for f in _TEST_FAMILY_ORDER if counts.get(f, 0) == 1])
+        if test > len(order):
+            raise ValueError(
+                f"--test-devices {test}: the unseen devices are one per device family, and "
+                f"this benchmark has {len(order)} families; ask for at most {len(order)} or "
+                "name the devices."
+            )
         tests = []
         for fam in order[:test]:
             members = list(bench.family.index[bench.family == fam])
             tests.append(members[rng.randint(len(members))])
-    _check_split(tests, names)
+    check_split(tests, names)
     train = [d for d in names if d not in tests]
     sim_devices = Bunch(devices=bench.devices.loc[tests], params=bench.device_params.loc[tests])
 
@@ -357,16 +363,25 @@ def _nb201_data(space, data_home, n_designs, test, random_state):
     bench.latency = bench.latency.clip(lower=bench.latency.quantile(0.01), axis=1)
     names = list(bench.latency.columns)
     if isinstance(test, list):
-        _check_names(test, names)
+        check_names(test, names)
         tests = test
     else:
-        tests = [d for d in _NB201_TEST_DEVICES if d in names][:test]
-    _check_split(tests, names)
+        tests = [d for d in _NB201_TEST_DEVICES if d in names]
+        if test > len(tests):
+            raise ValueError(
+                f"--test-devices {test}: the real-data run holds out at most {len(tests)} "
+                f"devices by number ({', '.join(tests)}); name others to hold out more."
+            )
+        tests = tests[:test]
+    check_split(tests, names)
     groups = hardware_groups(bench.devices.loc[names])
     held = {groups[d] for d in tests}
     train = [d for d in names if groups[d] not in held]
-    if not train:
-        raise ValueError("no training device is left after holding out the unseen devices.")
+    if len(train) < len(tests):
+        raise ValueError(
+            f"--test-devices: holding out {tests} with their hardware groups leaves "
+            f"{len(train)} training device(s); hold out fewer."
+        )
     n = len(bench.designs)
     if n_designs < 1:
         raise ValueError(f"--n-designs must be a positive integer, got {n_designs}.")
@@ -388,39 +403,6 @@ def _nb201_data(space, data_home, n_designs, test, random_state):
                  description=f"NAS-Bench-201 (CIFAR-10 accuracy, HELP latencies): {n} cells x "
                              f"{len(names)} device settings; {len(train)} settings train "
                              f"(whole hardware groups of the unseen devices held out)")
-
-
-def _check_names(tests, names):
-    unknown = [d for d in tests if d not in names]
-    if unknown:
-        raise ValueError(f"--test-devices: unknown device {unknown[0]!r}; this benchmark has "
-                         f"{names}.")
-
-
-def _check_split(tests, names):
-    if not tests:
-        raise ValueError("--test-devices: hold out at least one device.")
-    if len(set(tests)) != len(tests):
-        raise ValueError(f"--test-devices lists a device twice: {tests}.")
-    if len(tests) >= len(names):
-        raise ValueError(
-            f"--test-devices holds out {len(tests)} of {len(names)} devices; leave some to "
-            "train on."
-        )
-
-
-def _parse_test(text, default):
-    if text is None:
-        return default
-    text = str(text).strip()
-    if text.isdigit():
-        if int(text) < 1:
-            raise ValueError("--test-devices must be at least 1.")
-        return int(text)
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise ValueError(f"--test-devices must be a number or device names, got {text!r}.")
-    return names
 
 
 def _train_view(data, target):
@@ -453,12 +435,13 @@ def run_job(args):
     space = args.space or ("nb201" if real else "ofa-quant")
     n_designs = sizes["n_designs"] if args.n_designs is None else args.n_designs
     n_devices = sizes["n_devices"] if args.n_devices is None else args.n_devices
-    lambdas = _parse_lambdas(args.lambdas, sizes["lambdas"])
-    lam_en = _check_lambda_energy(args.lambda_energy)
-    test = _parse_test(args.test_devices, sizes["n_test"])
+    lambdas = parse_lambdas(args.lambdas, sizes["lambdas"])
+    lam_en = check_lambda_energy(args.lambda_energy)
+    test = parse_test(args.test_devices, sizes["n_test"])
+    if not real:
+        check_counts(n_designs, n_devices, test)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory.")
+    check_models_folder(out, overwrite=args.overwrite)
     progress = _Progress(5, args.quiet)
     start = time.perf_counter()
     with torch_threads(args.threads):
@@ -486,7 +469,10 @@ def run_job(args):
     total = time.perf_counter() - start
     _print_results(data, results, lam_en)
     print(f"\nSaved to {out}/: " + ", ".join(files + plots))
-    print(f"Total {total:.0f} s. Next: skedge apply --models {out} --device my_device.json")
+    if not plots:
+        print("No Pareto-front plots: matplotlib is not installed (pip install matplotlib, or "
+              "pip install -e \".[plot]\" in the skedge folder).")
+    print(f"Total {total:.0f} s.\n\n" + next_steps(out))
     return 0
 
 
@@ -749,7 +735,6 @@ def _plot_fronts(out, data, optimizer, results, lam_en):
         import matplotlib.pyplot as plt
         import matplotlib.ticker
     except ImportError:
-        print("matplotlib is not installed: no Pareto-front plots.")
         return []
     from .optimize import pareto_front, plot_pareto_front
     from .optimize._pareto import DEFAULT_LAMBDAS
@@ -774,10 +759,15 @@ def _plot_fronts(out, data, optimizer, results, lam_en):
         srch = mine[mine["method"] != "optimizer"]
         ax.scatter(srch["latency_ms"], srch["accuracy"], marker="x", color="C3", zorder=4,
                    label="search designs (predicted)")
+        label_lambdas(ax, srch["latency_ms"], srch["accuracy"], srch["lambda_latency"],
+                      color="C3")
+        label_lambdas(ax, front["latency"], front["accuracy"], front["lambda_latency"])
         ax.set_xscale("log")
-        # Plain numbers: a front spans less than a decade, where log ticks read "8x10^0".
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        # Plain numbers at 1-2-5 steps (finer when few fit): a front often spans less
+        # than a decade, where log ticks read "8x10^0" or leave no label at all.
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(log_ticks(*ax.get_xlim())))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("accuracy (%)")
         title = f"{device} (unseen)"
@@ -814,9 +804,9 @@ def load_models(path):
     ValueError
         The manifest is not a skedge job manifest, or the optimizer was
         fitted for another space than the manifest says.
+    CommandFailed
+        A model file is truncated, damaged or holds another kind of model.
     """
-    import joblib
-
     from .spaces import get_space
 
     path = Path(path)
@@ -846,7 +836,8 @@ def load_models(path):
         )
     out = Bunch(manifest=manifest, energy=None)
     for key in needed:
-        out[key] = joblib.load(path / files.get(key, f"{key}.joblib"))
+        out[key] = load_model_file(path / files.get(key, f"{key}.joblib"),
+                                   check=MODEL_CHECKS[key], expected=MODEL_KINDS[key])
     space = get_space(manifest["space"])
     if get_space(out.optimizer.space) != space:
         raise ValueError(
@@ -864,8 +855,10 @@ def apply_job(args):
     from .spaces import get_space
 
     device_path = Path(args.device)
-    if not device_path.is_file():
-        raise FileNotFoundError(f"device file {device_path} does not exist.")
+    for option, value in (("--out", args.out), ("--front", args.front)):
+        if value:
+            check_writable(value, option)
+    table = read_device_file(device_path)
     models = load_models(args.models)
     man, opt = models.manifest, models.optimizer
     space = models.space
@@ -879,14 +872,11 @@ def apply_job(args):
             f"the optimizer takes {obj.n_device_columns} device columns; skedge apply "
             f"supplies the {len(DEVICE_FEATURES)} DEVICE_FEATURES only."
         )
-    table = read_device_file(device_path)
-    if len(table) == 0:
-        raise ValueError(f"device file {device_path} holds no device.")
-    lambdas = _parse_lambdas(args.lambdas, man.get("lambdas") or SIZES["default"]["lambdas"])
+    lambdas = parse_lambdas(args.lambdas, man.get("lambdas") or SIZES["default"]["lambdas"])
     with_energy = obj.n_lambdas == 2
     lam_en = None
     if with_energy:
-        lam_en = _check_lambda_energy(
+        lam_en = check_lambda_energy(
             man.get("lambda_energy", DEFAULT_LAMBDA_ENERGY) if args.lambda_energy is None
             else args.lambda_energy)
     D = table[list(DEVICE_FEATURES)].to_numpy(np.float64)
@@ -934,7 +924,10 @@ def apply_job(args):
                 if t)
             metrics = f"acc {best.accuracy:.1f} %, lat {_fmt_metric(best.latency)} ms" + (
                 f", en {_fmt_metric(best.energy)} mJ" if with_energy else "")
-            how = "exact over the space" if best.exact else f"best of {best.n_candidates} scored"
+            how = ("exact: every design of the space scored" if best.exact else
+                   f"best of {best.n_candidates:,} candidate designs scored by the predictors: "
+                   "the optimizer's λ sweep and an evolutionary search around it, not the "
+                   "whole space")
             print(f"most accurate with {budget}: {design_summary(space, [best.design])[0]} "
                   f"({metrics}; {how})")
             extra = {"device": device, "lambda_latency": np.nan, "design": best.design_string,

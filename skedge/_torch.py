@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import warnings
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 from torch import nn
 
 __all__ = [
@@ -228,6 +230,31 @@ def _dataset_arrays(dataset):
     return dataset.X, dataset.y, rows
 
 
+class EpochProgress(Callback):
+    """skorch callback: a progress line every tenth of the epochs, for ``verbose=1``.
+
+    Parameters
+    ----------
+    prefix : str
+        Start of each line (which model, which member).
+    max_epochs : int
+    """
+
+    def __init__(self, prefix, max_epochs):
+        self.prefix, self.max_epochs = prefix, max_epochs
+
+    def on_train_begin(self, net, **kwargs):
+        self.start_ = time.perf_counter()
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        if epoch % max(1, self.max_epochs // 10) and epoch != self.max_epochs:
+            return
+        loss = net.history[-1].get("train_loss", float("nan"))
+        print(f"{self.prefix} epoch {epoch}/{self.max_epochs}: train loss {loss:.4f} "
+              f"({time.perf_counter() - self.start_:.1f} s)", flush=True)
+
+
 def fit_regression_net(
     X,
     y,
@@ -245,8 +272,11 @@ def fit_regression_net(
     seed,
     verbose,
     device="cpu",
+    progress=None,
 ):
     """Fit one skorch ``NeuralNetRegressor`` around an :class:`MLP` and return it.
+
+    ``progress``: a prefix for :class:`EpochProgress` lines (None: no lines).
 
     ``X`` and ``y`` are already scaled float32 arrays. The net trains with MSE
     and AdamW; with ``early_stopping`` a random ``validation_fraction`` of the
@@ -266,6 +296,8 @@ def fit_regression_net(
         callbacks.append(
             ("early_stopping", EarlyStopping(patience=patience, load_best=True))
         )
+    if progress is not None:
+        callbacks.append(("progress", EpochProgress(progress, max_epochs)))
     net = NeuralNetRegressor(
         module=MLP,
         module__n_in=X.shape[1],
@@ -303,8 +335,11 @@ def fit_regression_net(
             net.initialize()
         with seeded(seed + 1) if dropout else contextlib.nullcontext():
             net.partial_fit(X, y)
-    # The generator is only for this fit; kept, it would go into every pickle.
+    # The generator and the progress lines are only for this fit; kept, they would
+    # go into every pickle.
     del net.iterator_train__generator
+    net.callbacks = [c for c in net.callbacks if c[0] != "progress"]
+    net.callbacks_ = [c for c in net.callbacks_ if c[0] != "progress"]
     net.module_.eval()
     # skorch's LRScheduler keeps the optimizer (and through it the weights) outside
     # the state skorch maps to the CPU on unpickling, so a pickle of a CUDA-trained

@@ -9,6 +9,8 @@ never filled in by guesswork here (the predictors impute them, see
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import platform
 import re
@@ -17,9 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._checks import numeric_column
+
 __all__ = [
     "DEVICE_KINDS",
     "DEVICE_FEATURES",
+    "FEATURE_BOUNDS",
     "load_devices",
     "read_device_file",
     "validate_device_table",
@@ -60,6 +65,26 @@ DEVICE_FEATURES = (
     "process_nm",
     "release_year",
 )
+
+#: Physically possible values of each numeric feature, ``(low, high, low_inclusive)``:
+#: a value outside is a typo or a unit mix-up (``peak_gflops = -300``,
+#: ``clock_ghz = 2800``), never a device. Far wider than any real device: what
+#: merely lies far from the training devices is warned about when predicting
+#: (:class:`~skedge.preprocessing.DeviceFeatureEncoder`), not refused.
+FEATURE_BOUNDS = {
+    "batch_size": (1, 1e6, True),
+    "precision_bits": (1, 64, True),
+    "peak_gflops": (0, 1e8, False),
+    "mem_bandwidth_gbs": (0, 1e6, False),
+    "compute_units": (1, 1e7, True),
+    "clock_ghz": (0, 10, False),
+    "on_chip_mb": (0, 1e5, True),
+    "mem_gb": (0, 1e5, False),
+    "tdp_w": (0, 1e5, False),
+    "process_nm": (0, 1000, False),
+    "release_year": (1970, 2100, True),
+}
+_WHOLE = ("batch_size", "precision_bits", "compute_units", "release_year")
 
 _BATCH_SUFFIX = re.compile(r"_(\d+)$")
 _THREADS_SUFFIX = re.compile(r"_t\d+$")
@@ -236,14 +261,31 @@ def validate_device_table(df, *, source="device table"):
                 f"{source}: unknown device kind {unknown[0]!r}; known kinds are {DEVICE_KINDS}."
             )
         df["kind"] = codes.fillna(names.map({k: i for i, k in enumerate(DEVICE_KINDS)}))
-    out = df[list(DEVICE_FEATURES)].apply(pd.to_numeric, errors="coerce").astype(np.float64)
-    if np.isinf(out.to_numpy()).any():
-        raise ValueError(f"{source} holds infinite device features.")
+    out = pd.DataFrame({c: numeric_column(df[c], c, source) for c in DEVICE_FEATURES},
+                       index=df.index)
+    _check_bounds(out, source)
     bad_kind = out["kind"].dropna()
     bad_kind = bad_kind[(bad_kind < 0) | (bad_kind >= len(DEVICE_KINDS)) | (bad_kind % 1 != 0)]
     if len(bad_kind):
         raise ValueError(f"{source}: device {bad_kind.index[0]!r} has an invalid kind code.")
     return out
+
+
+def _check_bounds(table, source):
+    """Refuse physically impossible feature values (negative, zero, absurdly large)."""
+    for field, (low, high, closed) in FEATURE_BOUNDS.items():
+        col = table[field]
+        ok = col.isna() | (((col >= low) if closed else (col > low)) & (col <= high))
+        if field in _WHOLE:
+            ok &= col.isna() | (col % 1 == 0)
+        if not ok.all():
+            device = col.index[~ok.to_numpy()][0]
+            what = "a whole number " if field in _WHOLE else ""
+            raise ValueError(
+                f"{source}: device {device!r} has {field} = {col[device]:g}; expected "
+                f"{what}{'>=' if closed else '>'} {low:g} and <= {high:g}. Check the value "
+                "and its unit, or leave it empty / null when unknown."
+            )
 
 
 def load_devices(data_home=None):
@@ -271,15 +313,54 @@ def read_device_file(path):
 
     JSON may hold one object (one device) or a list of objects; a missing
     ``device`` name becomes the file stem. Columns beyond the schema are ignored.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.json`` file, or a CSV file with a header row.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        As :func:`validate_device_table` returns it.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        ``path`` is a directory, empty, not valid JSON/CSV, holds no device
+        object, or a row fails :func:`validate_device_table`; the message
+        names the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"device file {path} is a directory; give a CSV or JSON file.")
+    if not path.is_file():
+        raise FileNotFoundError(f"device file {path} does not exist.")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise ValueError(f"device file {path} is empty; it needs one device row or object.")
     if path.suffix.lower() == ".json":
-        import json
-
-        obj = json.loads(path.read_text())
-        df = pd.DataFrame([obj] if isinstance(obj, dict) else obj)
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"device file {path} is not valid JSON: {exc}.") from None
+        rows = [obj] if isinstance(obj, dict) else obj
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError(
+                f"device file {path} must hold a JSON object (one device) or a list of "
+                f"objects, with the keys {', '.join(DEVICE_FEATURES)}; it holds "
+                f"{type(obj).__name__} {str(obj)[:60]!r}."
+            )
+        df = pd.DataFrame(rows)
     else:
-        df = pd.read_csv(path)
+        try:
+            df = pd.read_csv(io.StringIO(text))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ValueError(f"device file {path} is not a readable CSV: {exc}") from None
+    if len(df) == 0:
+        raise ValueError(f"device file {path} holds no device.")
     if "device" not in df.columns:
         df["device"] = [path.stem if len(df) == 1 else f"{path.stem}_{i}" for i in range(len(df))]
     return validate_device_table(df, source=str(path))

@@ -40,7 +40,9 @@ import time
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import Bunch
 
+from ._checks import check_writable
 from ._torch import torch_threads
 from .devices import DEVICE_FEATURES, hardware_groups
 from .pipelines import make_accuracy_pipeline, make_performance_pipeline
@@ -151,11 +153,29 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     unknown = [d for d in tests if d not in devices]
     if unknown:
         raise ValueError(f"unknown test device {unknown[0]!r}; known: {devices}.")
+    measured = latency.notna()
+    partial = [d for d in tests if not measured[d].all()]
+    if partial:
+        raise ValueError(
+            f"test device {partial[0]!r} is measured on {int(measured[partial[0]].sum()):,} of "
+            f"{len(latency):,} cells; the regret needs every cell. Choose fully measured test "
+            "devices with --test-devices (a partly measured device can still train)."
+        )
     group_of = hardware_groups(bench.devices.loc[devices])
     held = {group_of[d] for d in tests}
     train = [d for d in devices if group_of[d] not in held]
     rng = np.random.RandomState(random_state)
-    sig_idx = signature_designs(bench)
+    # Signature designs from the fully measured devices; a partly measured training
+    # device (e.g. `skedge measure --n 300`) trains on its measured cells if it has them.
+    full = [d for d in devices if measured[d].all()]
+    sig_idx = signature_designs(Bunch(**{**bench, "latency": bench.latency[full]}))
+    dropped = [d for d in train if not measured[d].to_numpy()[sig_idx].all()]
+    if dropped:
+        _log(verbose, f"not training on {', '.join(dropped)}: not measured on the "
+                      f"{len(sig_idx)} signature designs (measure with --include-reference)")
+        train = [d for d in train if d not in dropped]
+    if not train:
+        raise ValueError("no training device is measured on the signature designs.")
     pp = {**PREDICTOR, **predictor_params}
 
     t0 = time.perf_counter()
@@ -170,8 +190,9 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
 
     X, y = [], []
     for dev in train:
-        rows = np.union1d(rng.choice(len(bench.designs), size=n_train_designs, replace=False),
-                          sig_idx)
+        cells = np.flatnonzero(measured[dev].to_numpy())
+        rows = np.union1d(rng.choice(cells, size=min(n_train_designs, len(cells)),
+                                     replace=False), sig_idx)
         X.append(np.hstack([bench.designs[rows], np.tile(device_cols(dev), (len(rows), 1))]))
         y.append(latency[dev].to_numpy()[rows])
     lat = make_performance_pipeline(space, n_signature=len(sig_idx), random_state=random_state,
@@ -328,23 +349,46 @@ def register(subparsers):
     p = subparsers.add_parser(
         "evaluate-optimizer",
         help="regret, Pareto hypervolume and speed of the amortized optimizer",
-        description=__doc__.split("\n\n")[0],
+        description=(
+            "Regret, Pareto hypervolume and speed of the amortized optimizer, with every "
+            "model trained on non-test devices only: on the real NAS-Bench-201 data against "
+            "the exhaustive optimum (nb201), or on the simulator against evolution "
+            "(ofa-quant). Prints a summary; --json keeps every (device, λ) record."
+        ),
     )
-    p.add_argument("--space", default="nb201", choices=["nb201", "ofa-quant"])
-    p.add_argument("--data-home", default=None)
-    p.add_argument("--test-devices", default=None,
-                   help=f"comma-separated (default: {','.join(DEFAULT_TEST_DEVICES)})")
-    p.add_argument("--n-lambdas", type=int, default=24)
-    p.add_argument("--n-estimators", type=int, default=1,
-                   help="optimizer networks (ensemble; 4 with --refine 1 is robust across seeds)")
-    p.add_argument("--refine", type=int, default=0, help="greedy refinement rounds")
-    p.add_argument("--random-state", type=int, default=0)
-    p.add_argument("--json", default=None)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--space", default="nb201", choices=["nb201", "ofa-quant"],
+                   help="nb201: real NAS-Bench-201 data (needs --data-home or SKEDGE_DATA); "
+                        "ofa-quant: the simulator, compared with evolution (default nb201)")
+    p.add_argument("--data-home", default=None, metavar="DIR",
+                   help="folder of the real data (default: SKEDGE_DATA or ~/skedge_data)")
+    p.add_argument("--test-devices", default=None, metavar="NAMES",
+                   help="nb201: comma-separated fully measured device settings held out with "
+                        f"their hardware (default: {','.join(DEFAULT_TEST_DEVICES)}); "
+                        "ofa-quant: ignored (5 random held-out devices)")
+    p.add_argument("--n-lambdas", type=int, default=24, metavar="N",
+                   help="λ values per test device, log-spaced over the optimizer's range "
+                        "(default 24)")
+    p.add_argument("--n-estimators", type=int, default=1, metavar="N",
+                   help="optimizer networks (ensemble; 4 with --refine 1 is robust across "
+                        "seeds; default 1)")
+    p.add_argument("--refine", type=int, default=0, metavar="K",
+                   help="greedy refinement rounds after the network (default 0)")
+    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                   help="seed of the samples, the networks and the held-out devices (default 0)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the summary and the per-(device, λ) records to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_run)
 
 
 def _run(args):
+    if args.json:
+        check_writable(args.json, "--json")
+    for option, value, low in (("--n-lambdas", args.n_lambdas, 2),
+                               ("--n-estimators", args.n_estimators, 1),
+                               ("--refine", args.refine, 0)):
+        if value < low:
+            raise ValueError(f"{option} must be at least {low}, got {value}.")
     tests = [t for t in args.test_devices.split(",") if t] if args.test_devices else None
     summary, records = evaluate_optimizer(
         args.space, data_home=args.data_home, test_devices=tests, n_lambdas=args.n_lambdas,

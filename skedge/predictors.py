@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._checks import check_positive_target, warn_far_outside
 from ._torch import ACTIVATIONS, as_tensor, check_device, fit_regression_net, torch_threads
 
 __all__ = ["AccuracyRegressor", "DevicePerformanceRegressor"]
@@ -102,16 +103,18 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def _resolve_target_transform(self, y):
+        """The transform to fit and ``y`` ready for it (a few values <= 0 floored, warned)."""
         mode = self.target_transform or "none"
         if mode == "auto":
-            return "log" if np.all(y > 0) else "none"
+            y, _ = check_positive_target(y)
+            return ("log" if np.all(y > 0) else "none"), y
         if mode == "log" and not np.all(y > 0):
             raise ValueError(
                 f"target_transform='log' needs positive targets; y has minimum {y.min():.4g}. "
                 "Floor the measurements (e.g. at a small fraction of the median) or use "
                 "target_transform='none'."
             )
-        return mode
+        return mode, y
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -128,12 +131,25 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         Returns
         -------
         self : object
+
+        Raises
+        ------
+        ValueError
+            With ``target_transform="auto"`` or ``"log"``, every target is 0.
+
+        Warns
+        -----
+        UserWarning
+            ``target_transform="auto"`` and a few targets (at most 5 %) are
+            <= 0: they are floored at the smallest positive target and the log
+            target is kept (see :func:`skedge._checks.check_positive_target`).
         """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         hidden = _check_hidden(self.hidden_layer_sizes)
         device = str(check_device(self.device))
-        self.target_transform_ = self._resolve_target_transform(y)
+        self.target_transform_, y = self._resolve_target_transform(y)
         t = np.log(y) if self.target_transform_ == "log" else y
+        self.x_min_, self.x_max_ = X.min(axis=0), X.max(axis=0)
         self.x_mean_ = X.mean(axis=0)
         scale = X.std(axis=0)
         self.x_scale_ = np.where(scale > 1e-12, scale, 1.0)
@@ -167,6 +183,8 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
             seed=seed,
             verbose=max(0, int(self.verbose) - 1),
             device=device,
+            progress=(f"[{type(self).__name__}] member {i + 1}/{self.n_estimators}"
+                      if int(self.verbose) == 1 else None),
         )
 
     # -------------------------------------------------------------- predict
@@ -217,9 +235,17 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         y_pred : ndarray of float64, shape (n_samples,)
         y_std : ndarray of float64, shape (n_samples,)
             Only with ``return_std=True``.
+
+        Warns
+        -----
+        OutOfRangeWarning
+            A feature lies beyond the range seen in ``fit`` by more than that
+            range's width (or 1), e.g. design index 99 where 0..4 were seen:
+            the prediction is an extrapolation.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
+        self._warn_out_of_range(X)
         preds, outs = [], []
         with torch.no_grad(), torch_threads(self.n_threads):
             for start in range(0, len(X), 65536):
@@ -231,6 +257,17 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
             return y
         members = np.concatenate(outs, axis=1) if outs else np.zeros((len(self.estimators_), 0))
         return y, members.std(axis=0)
+
+    def _warn_out_of_range(self, X):
+        """Warn when a feature lies beyond the fitted range by more than its span (or 1)."""
+        low, high = getattr(self, "x_min_", None), getattr(self, "x_max_", None)
+        if low is None or len(X) == 0:  # fitted before skedge kept the range
+            return
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            names = [f"x{i}" for i in range(X.shape[1])]
+        warn_far_outside(X, low, high, np.maximum(high - low, 1.0), names,
+                         what=f"{type(self).__name__}: feature", stacklevel=4)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -270,7 +307,9 @@ class AccuracyRegressor(_MLPRegressorBase):
     random_state : int, RandomState instance or None, default=None
         Seeds the members; the global torch RNG is left untouched.
     verbose : int, default=0
-        1 prints one line per ensemble member, 2 adds skorch's epoch table.
+        1 prints a line per ensemble member and progress lines (every tenth
+        of the epochs, with the training loss and elapsed time); 2 prints
+        skorch's table of every epoch instead.
     n_threads : int or None, default=None
         Torch intra-op threads while fitting and predicting. torch's thread
         count is process-wide: it is set for the call and restored after.
@@ -288,6 +327,8 @@ class AccuracyRegressor(_MLPRegressorBase):
     n_features_in_ : int
     target_transform_ : str
         The transform actually used.
+    x_min_, x_max_ : ndarray of shape (n_features,)
+        Range of each feature in ``fit`` (``predict`` warns far outside it).
 
     Examples
     --------

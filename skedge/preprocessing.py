@@ -27,6 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._checks import warn_far_outside
 from .devices import DEVICE_FEATURES, DEVICE_KINDS
 from .spaces import DesignSpace, get_space
 
@@ -37,6 +38,11 @@ __all__ = [
     "DeviceSignatureEncoder",
     "DeviceEmbedding",
 ]
+
+
+def _signed_log(x):
+    """``sign(x) log1p(|x|)``: the scale of the non-kind device features."""
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def _resolve_space(space):
@@ -219,6 +225,11 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
       a missing-indicator column, so "unknown" is information, not a guess;
     * everything is standardized.
 
+    ``transform`` warns (``OutOfRangeWarning``) when a known value lies more
+    than 10x beyond the range of the devices seen in ``fit`` (on the log
+    scale; beyond one range width without ``log``): the prediction is then an
+    extrapolation, or the value is in the wrong unit.
+
     Parameters
     ----------
     kind_column : "auto", int or None, default="auto"
@@ -226,6 +237,12 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
         has exactly the :data:`~skedge.devices.DEVICE_FEATURES` columns.
     log : bool, default=True
         Apply the signed log to the non-kind columns.
+
+    Attributes
+    ----------
+    feature_min_, feature_max_ : ndarray
+        Range of each non-kind column over the training devices (NaN where
+        no value was known).
 
     Examples
     --------
@@ -260,7 +277,7 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
         kc = self.kind_col_
         num = X if kc is None else np.delete(X, kc, axis=1)
         if self.log:
-            num = np.sign(num) * np.log1p(np.abs(num))
+            num = _signed_log(num)
         if kc is None:
             return num, None
         kind = X[:, kc]
@@ -286,6 +303,13 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
         self.imputer_ = SimpleImputer(
             strategy="median", add_indicator=True, keep_empty_features=True
         ).fit(num)
+        raw = X if self.kind_col_ is None else np.delete(X, self.kind_col_, axis=1)
+        known = ~np.isnan(raw)
+        with np.errstate(invalid="ignore"):
+            self.feature_min_ = np.where(known.any(axis=0), np.nanmin(
+                np.where(known, raw, np.inf), axis=0), np.nan)
+            self.feature_max_ = np.where(known.any(axis=0), np.nanmax(
+                np.where(known, raw, -np.inf), axis=0), np.nan)
         parts = [self.imputer_.transform(num)] + ([onehot] if onehot is not None else [])
         self.scaler_ = StandardScaler().fit(np.hstack(parts))
         return self
@@ -294,19 +318,39 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
         num, onehot = self._split(X)
+        self._warn_out_of_range(X)
         parts = [self.imputer_.transform(num)] + ([onehot] if onehot is not None else [])
         return self.scaler_.transform(np.hstack(parts))
 
+    def _warn_out_of_range(self, X):
+        """Warn when a known feature lies over 10x beyond the training devices' range."""
+        if not hasattr(self, "feature_min_"):  # fitted before skedge kept the range
+            return
+        names = self._input_names()
+        raw = X
+        if self.kind_col_ is not None:
+            raw = np.delete(X, self.kind_col_, axis=1)
+            names.pop(self.kind_col_)
+        if self.log:
+            warn_far_outside(raw, self.feature_min_, self.feature_max_, np.log(10.0), names,
+                             what="device feature", scale=_signed_log, stacklevel=5)
+        else:
+            warn_far_outside(raw, self.feature_min_, self.feature_max_,
+                             self.feature_max_ - self.feature_min_, names,
+                             what="device feature", stacklevel=5)
+
+    def _input_names(self, input_features=None):
+        if input_features is not None:
+            return list(input_features)
+        if hasattr(self, "feature_names_in_"):
+            return list(self.feature_names_in_)
+        if self.n_features_in_ == len(DEVICE_FEATURES):
+            return list(DEVICE_FEATURES)
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
-        if input_features is None:
-            if hasattr(self, "feature_names_in_"):
-                input_features = list(self.feature_names_in_)
-            elif self.n_features_in_ == len(DEVICE_FEATURES):
-                input_features = list(DEVICE_FEATURES)
-            else:
-                input_features = [f"x{i}" for i in range(self.n_features_in_)]
-        names = list(input_features)
+        names = self._input_names(input_features)
         if self.kind_col_ is not None:
             names.pop(self.kind_col_)
         out = list(self.imputer_.get_feature_names_out(names))

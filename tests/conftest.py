@@ -1,5 +1,7 @@
-"""Shared test fixtures: the real data home, skipped with a reason when absent."""
+"""Shared test fixtures: the real data home (skipped with a reason when absent), the CLI."""
 
+import contextlib
+import io
 import os
 
 import numpy as np
@@ -68,3 +70,20 @@ def forbid_measuring(monkeypatch):
 
     monkeypatch.setattr(skedge.models, "build_model", boom)
     return calls
+def run_cli(argv):
+    """``skedge.cli.main(argv)`` with stdout and stderr captured: ``(rc, stdout, stderr)``.
+
+    Usable in module-scoped fixtures, where ``capsys`` is not.
+    """
+    from skedge.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """The :func:`run_cli` function."""
+    return run_cli

@@ -70,7 +70,7 @@ def _tiny_home(tmp_path, extra_device="mystery_npu"):
     pd.DataFrame({"arch_idx": [2], "dev_b": [7.0]}).to_csv(
         tmp_path / "nb201" / "latency_oneproxy.csv", index=False
     )
-    row = {f: 1.0 for f in DEVICE_FEATURES}
+    row = {f: 1.0 for f in DEVICE_FEATURES} | {"release_year": 2020.0}
     pd.DataFrame([{"device": "dev_a", **row}, {"device": "dev_b", **row}]).to_csv(
         tmp_path / "devices" / "devices.csv", index=False
     )

@@ -21,6 +21,7 @@ from skedge.devices import (
 
 def _row(device="dev_a", kind="desktop_gpu", **extra):
     row = {f: 1.0 for f in DEVICE_FEATURES}
+    row["release_year"] = 2020.0
     row.update(device=device, kind=kind, **extra)
     return row
 

@@ -1,7 +1,5 @@
 """`skedge run` and `skedge apply`, in-process through skedge.cli.main (tiny --fast sizes)."""
 
-import contextlib
-import io
 import json
 import shutil
 
@@ -18,18 +16,10 @@ from skedge.spaces import get_space
 SPACE = get_space("ofa-quant")
 
 
-def _run(argv):
-    """main(argv) with stdout and stderr captured (usable in module-scoped fixtures)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
-def fast_run(tmp_path_factory):
+def fast_run(tmp_path_factory, cli):
     out = tmp_path_factory.mktemp("job") / "models"
-    rc, stdout, stderr = _run(["run", "--fast", "--out", str(out), "--random-state", "3"])
+    rc, stdout, stderr = cli(["run", "--fast", "--out", str(out), "--random-state", "3"])
     return out, rc, stdout, stderr
 
 
@@ -246,9 +236,9 @@ def test_design_summary_ofa():
 
 
 @pytest.mark.realdata
-def test_run_nb201_real_data(data_home, tmp_path):
+def test_run_nb201_real_data(data_home, tmp_path, cli):
     out = tmp_path / "nb"
-    rc, stdout, stderr = _run(["run", "--fast", "--data-home", str(data_home), "--out", str(out),
+    rc, stdout, stderr = cli(["run", "--fast", "--data-home", str(data_home), "--out", str(out),
                                "--test-devices", "pixel3,titanx_1", "--quiet"])
     assert rc == 0, stderr
     assert "exhaustive" in stdout and "measured" in stdout

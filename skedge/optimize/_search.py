@@ -23,6 +23,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._checks import warn_if_accuracy_fraction
 from ..spaces import DesignSpace, get_space
 from ._objective import Objective
 
@@ -434,9 +435,10 @@ or estimator with ``predict``, default=None
         if len(D) == 0:
             raise ValueError("X holds no rows.")
         try:
-            objective.metrics(space.sample(2, random_state=0), D[0])
+            sample = objective.metrics(space.sample(16, random_state=0), D[0])
         except ValueError as exc:
             raise ValueError(f"the predictors cannot score designs on X's devices: {exc}") from None
+        warn_if_accuracy_fraction(sample["accuracy"], stacklevel=4)
         method = self.method
         if method == "auto":
             method = "exhaustive" if space.size <= self.max_exhaustive else "evolution"
