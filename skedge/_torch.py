@@ -18,7 +18,7 @@ from torch import nn
 
 __all__ = [
     "MLP", "ACTIVATIONS", "ArrayBatches", "seeded", "fit_regression_net", "as_tensor",
-    "torch_threads",
+    "torch_threads", "run_module",
 ]
 
 _RNG_LOCK = threading.RLock()
@@ -102,6 +102,31 @@ def torch_threads(n):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def run_module(module, X):
+    """``module(X)`` computed in ``X``'s dtype, the module's own weights left as they are.
+
+    A float64 ``X`` runs the (float32) module with float64 copies of its
+    parameters: predictions then do not depend on the batch a row is in (float32
+    matrix products round differently for different batch sizes, by ~1e-7).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skedge._torch import MLP, run_module
+    >>> net = MLP(3, 1, (4,))
+    >>> run_module(net, torch.zeros(2, 3, dtype=torch.float64)).dtype
+    torch.float64
+    >>> next(net.parameters()).dtype
+    torch.float32
+    """
+    params = dict(module.named_parameters())
+    if not params or next(iter(params.values())).dtype == X.dtype:
+        return module(X)
+    state = {**params, **dict(module.named_buffers())}
+    state = {k: v.to(X.dtype) for k, v in state.items()}
+    return torch.func.functional_call(module, state, (X,))
 
 
 def as_tensor(X, dtype=torch.float32):
