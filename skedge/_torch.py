@@ -14,6 +14,9 @@ import warnings
 
 import numpy as np
 import torch
+from skorch import NeuralNetRegressor
+from skorch.callbacks import EarlyStopping, LRScheduler
+from skorch.dataset import Dataset, ValidSplit
 from torch import nn
 
 __all__ = [
@@ -189,8 +192,6 @@ class ArrayBatches:
 
 def _dataset_arrays(dataset):
     """``(X, y, row indices)`` behind a skorch ``Dataset`` (or ``Subset`` of one), else None."""
-    from skorch.dataset import Dataset
-
     rows = None
     if isinstance(dataset, torch.utils.data.Subset):
         rows = np.asarray(dataset.indices)
@@ -228,10 +229,6 @@ def fit_regression_net(
     rows is held out and training stops after ``patience`` epochs without
     improvement of the validation loss, keeping the best weights.
     """
-    from skorch import NeuralNetRegressor
-    from skorch.callbacks import EarlyStopping, LRScheduler
-    from skorch.dataset import ValidSplit
-
     callbacks = [
         ("cosine", LRScheduler(policy="CosineAnnealingLR", T_max=max(1, max_epochs))),
     ]

@@ -11,6 +11,7 @@ from sklearn.utils import Bunch
 
 from ..devices import DEVICE_FEATURES, validate_device_table
 from ..spaces import get_space
+from ._real import nb201_arch_idx
 
 __all__ = ["load_measurements"]
 
@@ -117,7 +118,7 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
     ids[recorded_ids.index.to_numpy()] = recorded_ids.to_numpy(np.int64)
     if space.name == "nb201" and (ids < 0).any():
         try:
-            ids = space.to_arch_idx(designs, data_home=data_home)
+            ids = nb201_arch_idx(designs, data_home=data_home)
         except FileNotFoundError:
             pass
 

@@ -17,6 +17,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import expit, logit
 from sklearn.utils import Bunch, check_random_state
 
@@ -453,8 +454,6 @@ def _layer_table(space, X):
     quantity is computed once per distinct layer and summed per design with
     ``C @ values``.
     """
-    from scipy import sparse
-
     index, rows, cols, counts = {}, [], [], []
     for i, x in enumerate(X):
         try:

@@ -65,7 +65,7 @@ class DesignCache:
         return len(self.rows)
 
     def add(self, designs):
-        """Metrics of ``designs`` (in their order); only the new ones are predicted, in one batch."""
+        """Metrics of ``designs`` (in order); only new designs are predicted, in one batch."""
         new = {}
         for row in designs:
             key = row.tobytes()

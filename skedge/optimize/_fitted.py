@@ -103,7 +103,8 @@ def kind_column(objective):
         return None
     features = latency.steps[0][1]
     for _, trans, cols in features.transformers_:
-        if isinstance(trans, DeviceFeatureEncoder) and getattr(trans, "kind_col_", None) is not None:
+        if isinstance(trans, DeviceFeatureEncoder) and getattr(trans, "kind_col_", None) \
+                is not None:
             position = np.arange(features.n_features_in_)[cols][trans.kind_col_]
             return int(position) - objective.space.n_choices
     return None

@@ -453,7 +453,7 @@ def plot_pareto_front(front, ax=None, *, label=None, annotate=False, step=True, 
     -------
     ax : matplotlib Axes
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional: the [plot] extra, only needed to plot
 
     if ax is None:
         _, ax = plt.subplots()

@@ -125,11 +125,12 @@ estimator with ``predict``, None or False, default=None
     n_features_in_ : int
         Width of an optimizer row.
     n_evaluations_ : ndarray of int
-        Per row of the last :meth:`predict` / :meth:`search` call: designs
+        Per row of the last :meth:`search` call (:meth:`predict` and
+        :meth:`score` leave the estimator unchanged): designs
         scored (all designs for exhaustive search, whose predictions are
         shared by the rows of a device).
     search_time_ : ndarray of float
-        Per row of the last call: wall seconds of its search (exhaustive: the
+        Per row of the last :meth:`search` call: wall seconds of its search (exhaustive: the
         device's time split evenly over its rows).
 
     See Also
@@ -305,8 +306,15 @@ estimator with ``predict``, None or False, default=None
         result : Bunch
             ``designs`` (n_rows, n_choices) int, ``objective`` (predicted f of
             each design at its row's λ), ``n_evaluations``, ``search_time``
-            (seconds) per row, and ``method``.
+            (seconds) per row, and ``method``; the last two are also stored as
+            :attr:`n_evaluations_` and :attr:`search_time_`.
         """
+        result = self._search(X)
+        self.n_evaluations_ = result.n_evaluations
+        self.search_time_ = result.search_time
+        return result
+
+    def _search(self, X):
         check_is_fitted(self, "objective_")
         obj = self.objective_
         D, lam = obj.split(X)
@@ -350,8 +358,6 @@ estimator with ``predict``, None or False, default=None
             prev, done = done, done + len(g)
             if self.verbose and (done // step > prev // step or done == n):
                 print(f"[SearchBaseline] {done}/{n} rows searched ({self.method_})", flush=True)
-        self.n_evaluations_ = n_eval
-        self.search_time_ = seconds
         return Bunch(designs=designs, objective=values, n_evaluations=n_eval,
                      search_time=seconds, method=self.method_)
 
@@ -371,7 +377,7 @@ estimator with ``predict``, None or False, default=None
         objective : ndarray of float, shape (n_rows,)
             Only with ``return_objective=True``.
         """
-        res = self.search(X)
+        res = self._search(X)
         return (res.designs, res.objective) if return_objective else res.designs
 
     def score(self, X, y=None):
@@ -387,4 +393,4 @@ estimator with ``predict``, None or False, default=None
         -------
         score : float
         """
-        return -float(np.mean(self.search(X).objective))
+        return -float(np.mean(self._search(X).objective))
