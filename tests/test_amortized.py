@@ -1,6 +1,7 @@
 """AmortizedDesignOptimizer and its training-input sampler."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -428,3 +429,33 @@ def test_ordinal_shift_moves_mass_along_the_options():
     out[1, space.n_one_hot + r] = -20.0  # negative: the first
     assert blocks.argmax(out)[:, r].tolist() == [space.n_options[r] - 1, 0]
     assert blocks.argmax(out[:, : space.n_one_hot]).shape == (2, space.n_choices)
+
+
+# ------------------------------------------------------------------ λ contract
+def test_lambda_outside_trained_range_warns_once_in_predict(setup):
+    opt, X = setup["opt"], setup["X_test"][:2].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.predict(X)  # 0 and values inside lambda_range: no warning
+    X[:, -1] = [0.5, 10.0]
+    with pytest.warns(UserWarning, match=r"λ=10 .*\[0\.001, 1\]"):
+        designs = opt.predict(X)
+    assert designs.shape == (2, 6)
+
+
+def test_one_lambda_range_everywhere(setup):
+    from skedge.optimize import (DEFAULT_LAMBDAS, LAMBDA_RANGE, lambda_sweep, pareto_front,
+                                 sample_lambdas)
+
+    lo, hi = LAMBDA_RANGE
+    assert AmortizedDesignOptimizer(space="nb201", accuracy=None,
+                                    latency=None).lambda_range == LAMBDA_RANGE
+    lam = sample_lambdas(500, zero_fraction=0.0, random_state=0)
+    assert lam.min() >= lo and lam.max() <= hi
+    assert DEFAULT_LAMBDAS.max() == hi and DEFAULT_LAMBDAS[DEFAULT_LAMBDAS > 0].min() == lo
+    np.testing.assert_array_equal(lambda_sweep(), DEFAULT_LAMBDAS)
+    # The default sweep of a front stays inside the range the optimizer was trained on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        front = pareto_front(setup["opt"], setup["D"][6])
+    assert front["lambda_latency"].max() <= hi

@@ -30,7 +30,13 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skedge
-from skedge.optimize import AmortizedDesignOptimizer, SearchBaseline, sample_optimizer_inputs
+from skedge._torch import torch_threads
+from skedge.optimize import (
+    AmortizedDesignOptimizer,
+    SearchBaseline,
+    optimizer_rows,
+    sample_optimizer_inputs,
+)
 from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
 from skedge.spaces import NB201Space, OFASpace
 
@@ -67,7 +73,16 @@ def _tiny_predictors(space, n=200):
 
 NB201 = NB201Space()
 ACC, LAT, DEVICES = _tiny_predictors(NB201)
-ROWS = sample_optimizer_inputs(DEVICES[:10], 24, random_state=0)
+# 3 devices x 4 λ: exhaustive search scores the space once per distinct device.
+ROWS = optimizer_rows(DEVICES[:3], [0.0, 0.01, 0.1, 1.0])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # The checks fit tiny networks hundreds of times: extra torch threads only contend
+    # (on a busy 2-core machine the default took 6x longer).
+    with torch_threads(1):
+        yield
 
 #: Required arguments of the estimators that cannot be built without them.
 REQUIRED = {
