@@ -444,8 +444,8 @@ def test_lambda_outside_trained_range_warns_once_in_predict(setup):
 
 
 def test_one_lambda_range_everywhere(setup):
-    from skedge.optimize import (DEFAULT_LAMBDAS, LAMBDA_RANGE, lambda_sweep, pareto_front,
-                                 sample_lambdas)
+    from skedge.optimize import LAMBDA_RANGE, lambda_sweep, pareto_front, sample_lambdas
+    from skedge.optimize._rows import DEFAULT_LAMBDAS
 
     lo, hi = LAMBDA_RANGE
     assert AmortizedDesignOptimizer(space="nb201", accuracy=None,

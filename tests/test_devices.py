@@ -210,4 +210,4 @@ def test_moved_functions_still_importable_from_devices():
     assert skedge.devices.read_device_file is read_device_file
     assert skedge.devices.nearest_devices is nearest_devices
     with pytest.raises(AttributeError):
-        skedge.devices.no_such_function
+        _ = skedge.devices.no_such_function

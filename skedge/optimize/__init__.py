@@ -20,7 +20,6 @@ from ._pareto import (
     plot_pareto_front,
 )
 from ._rows import (
-    DEFAULT_LAMBDAS,
     LAMBDA_RANGE,
     check_lambda_range,
     check_lambdas,
@@ -35,5 +34,5 @@ __all__ = ["Objective"]
 __all__ += ["SearchBaseline", "pareto_front", "best_under_constraints", "non_dominated",
             "hypervolume_2d", "plot_pareto_front"]
 __all__ += ["AmortizedDesignOptimizer", "sample_optimizer_inputs", "sample_lambdas"]
-__all__ += ["LAMBDA_RANGE", "DEFAULT_LAMBDAS", "lambda_sweep", "check_lambda_range",
+__all__ += ["LAMBDA_RANGE", "lambda_sweep", "check_lambda_range",
             "check_lambdas", "optimizer_rows", "split_rows"]

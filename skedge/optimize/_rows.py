@@ -8,7 +8,7 @@ objective weight per penalized metric. This module is the one place that
   checks them again (:func:`split_rows`);
 * defines the range of λ the amortized optimizer is trained on
   (:data:`LAMBDA_RANGE`), which the samplers, the default λ sweep
-  (:data:`DEFAULT_LAMBDAS`, :func:`lambda_sweep`) and the command line read;
+  (:func:`lambda_sweep`, ``DEFAULT_LAMBDAS``) and the command line read;
 * warns when a λ lies outside the range an optimizer was trained on
   (:func:`check_lambdas`).
 """
