@@ -224,6 +224,14 @@ estimator with ``predict``, None or False, default=None
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        # As AmortizedDesignOptimizer: no target, and NaN device columns are unknown
+        # specs (accepted when the latency predictor imputes them).
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        tags.input_tags.allow_nan = True
+        return tags
+
     # ----------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
