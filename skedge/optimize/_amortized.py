@@ -26,7 +26,7 @@ from ..spaces import DesignSpace
 from ._engines import candidate_values, greedy_refine
 from ._fitted import build_objective, kind_column
 from ._relaxation import RELAXATIONS, blocks_of
-from ._rows import LAMBDA_RANGE, check_lambda_range, check_lambdas
+from ._rows import LAMBDA_RANGE, OptimizerMixin, check_lambda_range, check_lambdas
 from ._sampling import sample_optimizer_inputs
 from ._training import TrainingPool, network_input, train_network
 
@@ -35,7 +35,7 @@ __all__ = ["AmortizedDesignOptimizer"]
 _CHUNK = 65536
 
 
-class AmortizedDesignOptimizer(BaseEstimator):
+class AmortizedDesignOptimizer(OptimizerMixin, BaseEstimator):
     """Network that maps (device features, objective weights λ) to a design.
 
     ``fit`` trains one or more MLPs *without labels*: for minibatches of
@@ -268,12 +268,6 @@ default="gumbel-softmax"
         self.verbose = verbose
 
     # ----------------------------------------------------------- sklearn glue
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = False
-        tags.input_tags.allow_nan = True
-        return tags
-
     def __getstate__(self):
         # The objective holds frozen copies of the predictors (rebuilt on load):
         # pickling it would store every predictor twice.

@@ -28,7 +28,23 @@ __all__ = [
     "lambda_sweep",
     "optimizer_rows",
     "split_rows",
+    "OptimizerMixin",
 ]
+
+class OptimizerMixin:
+    """Tags of the estimators that answer optimizer rows with designs.
+
+    They take no target, and NaN in a device column is an unknown spec (accepted
+    when the latency predictor imputes it, see :meth:`Objective.split
+    <skedge.optimize.Objective.split>`). Put it before ``BaseEstimator``.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        tags.input_tags.allow_nan = True
+        return tags
+
 
 #: λ range the amortized optimizer trains on (log-uniform, plus exact zeros), and
 #: the range every default sweep stays in.

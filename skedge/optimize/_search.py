@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..spaces import DesignSpace, get_space
 from ._engines import Fitness, exhaustive_search, random_search, regularized_evolution
 from ._fitted import build_objective
+from ._rows import OptimizerMixin
 
 __all__ = ["SearchBaseline"]
 
@@ -58,7 +59,7 @@ def _search_row(objective, method, params, d, lam, warm, seed):
 
 
 # -------------------------------------------------------------------- estimator
-class SearchBaseline(BaseEstimator):
+class SearchBaseline(OptimizerMixin, BaseEstimator):
     """Per-row design search on the predicted objective (no training).
 
     For each optimizer row ``[device columns..., λ_lat(, λ_en)]`` it returns
@@ -223,14 +224,6 @@ estimator with ``predict``, None or False, default=None
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
-
-    def __sklearn_tags__(self):
-        # As AmortizedDesignOptimizer: no target, and NaN device columns are unknown
-        # specs (accepted when the latency predictor imputes them).
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = False
-        tags.input_tags.allow_nan = True
-        return tags
 
     # ----------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
