@@ -686,7 +686,7 @@ def make_edge_benchmark(space="ofa-quant", *, n_designs=2000, n_devices=40, rand
         Your own devices instead of a random population: a Bunch from
         :func:`make_device_population` is simulated exactly; a DataFrame of
         :data:`~skedge.devices.DEVICE_FEATURES` (as from
-        :func:`~skedge.devices.load_devices`) gets its hidden factors drawn
+        :func:`~skedge.datasets.load_devices`) gets its hidden factors drawn
         from the family of its ``kind`` (seeded by ``random_state``), with
         every listed spec (peak at ``precision_bits``, bandwidth, on-chip
         memory, TDP, compute units, batch size) overriding the draw.
