@@ -5,11 +5,10 @@ design optimizer that maps (device features, objective weights) to a design.
 """
 
 from ._version import __version__
-from .pipelines import make_accuracy_pipeline, make_performance_pipeline
 from .crossdevice import CrossDeviceRegressor
-from .optimize import AmortizedDesignOptimizer
-from .optimize import SearchBaseline
+from .optimize import AmortizedDesignOptimizer, SearchBaseline
 from .persistence import load_model, save_model
+from .pipelines import make_accuracy_pipeline, make_performance_pipeline
 from .predictors import AccuracyRegressor, DevicePerformanceRegressor
 from .spaces import FBNetSpace, NB201Space, OFASpace, get_space
 

@@ -850,7 +850,7 @@ def load_models(path):
 
 def apply_job(args):
     """Run ``skedge apply`` (see the module docstring); returns the exit status."""
-    from .devices import read_device_file
+    from .datasets import read_device_file
     from .optimize import best_under_constraints, pareto_front
     from .spaces import get_space
 

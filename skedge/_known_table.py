@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from .devices import DEVICE_FEATURES, nearest_devices, validate_device_table
+from .devices import DEVICE_FEATURES, validate_device_table
 from .fewshot import KnownDeviceMix
+from .preprocessing import nearest_devices
 
 __all__ = ["KnownDeviceTable", "feature_row", "unique_rows"]
 

@@ -15,12 +15,14 @@ import warnings
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch import NeuralNetRegressor
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.dataset import Dataset, ValidSplit
 from torch import nn
 
 __all__ = [
     "MLP", "ACTIVATIONS", "ArrayBatches", "seeded", "fit_regression_net", "as_tensor",
-    "torch_threads", "check_device",
+    "torch_threads", "check_device", "run_module",
 ]
 
 _RNG_LOCK = threading.RLock()
@@ -155,6 +157,31 @@ def check_device(device, *, what="device"):
     return torch.device("cuda", index)
 
 
+def run_module(module, X):
+    """``module(X)`` computed in ``X``'s dtype, the module's own weights left as they are.
+
+    A float64 ``X`` runs the (float32) module with float64 copies of its
+    parameters: predictions then do not depend on the batch a row is in (float32
+    matrix products round differently for different batch sizes, by ~1e-7).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skedge._torch import MLP, run_module
+    >>> net = MLP(3, 1, (4,))
+    >>> run_module(net, torch.zeros(2, 3, dtype=torch.float64)).dtype
+    torch.float64
+    >>> next(net.parameters()).dtype
+    torch.float32
+    """
+    params = dict(module.named_parameters())
+    if not params or next(iter(params.values())).dtype == X.dtype:
+        return module(X)
+    state = {**params, **dict(module.named_buffers())}
+    state = {k: v.to(X.dtype) for k, v in state.items()}
+    return torch.func.functional_call(module, state, (X,))
+
+
 def as_tensor(X, dtype=torch.float32):
     """A float32 tensor view of an array (no copy when already float32)."""
     if isinstance(X, torch.Tensor):
@@ -215,8 +242,6 @@ class ArrayBatches:
 
 def _dataset_arrays(dataset):
     """``(X, y, row indices)`` behind a skorch ``Dataset`` (or ``Subset`` of one), else None."""
-    from skorch.dataset import Dataset
-
     rows = None
     if isinstance(dataset, torch.utils.data.Subset):
         rows = np.asarray(dataset.indices)
@@ -285,10 +310,6 @@ def fit_regression_net(
     (``"cpu"`` or ``"cuda:N"``, already checked) is where the net trains; skorch
     moves each batch there.
     """
-    from skorch import NeuralNetRegressor
-    from skorch.callbacks import EarlyStopping, LRScheduler
-    from skorch.dataset import ValidSplit
-
     callbacks = [
         ("cosine", LRScheduler(policy="CosineAnnealingLR", T_max=max(1, max_epochs))),
     ]

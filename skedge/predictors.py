@@ -21,7 +21,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._checks import check_positive_target, warn_far_outside
-from ._torch import ACTIVATIONS, as_tensor, check_device, fit_regression_net, torch_threads
+from ._torch import (
+    ACTIVATIONS,
+    as_tensor,
+    check_device,
+    fit_regression_net,
+    run_module,
+    torch_threads,
+)
 
 __all__ = ["AccuracyRegressor", "DevicePerformanceRegressor"]
 
@@ -189,13 +196,17 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
 
     # -------------------------------------------------------------- predict
     def _member_outputs(self, Z):
-        """Transformed-scale outputs of each member for a raw-feature tensor ``Z``."""
+        """Transformed-scale outputs of each member for a raw-feature tensor ``Z``.
+
+        The members compute in ``Z``'s dtype: float32 for the optimizer's torch
+        path, float64 for :meth:`predict` (see :func:`~skedge._torch.run_module`).
+        """
         mean = torch.as_tensor(self.x_mean_, dtype=Z.dtype)
         scale = torch.as_tensor(self.x_scale_, dtype=Z.dtype)
         Zs = (Z - mean) / scale
         # Each member runs where its weights are (a GPU-fitted model unpickled on a
         # CPU-only machine runs on the CPU); the rows go there and back in batches.
-        outs = torch.stack([net.module_(Zs.to(_weights_device(net))).to(Z.device)
+        outs = torch.stack([run_module(net.module_, Zs.to(_weights_device(net))).to(Z.device)
                             for net in self.estimators_])
         return outs * self.y_scale_ + self.y_mean_
 
@@ -249,7 +260,9 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         preds, outs = [], []
         with torch.no_grad(), torch_threads(self.n_threads):
             for start in range(0, len(X), 65536):
-                o = self._member_outputs(as_tensor(X[start:start + 65536]))
+                # float64: a row's prediction must not depend on the rows it is batched
+                # with (float32 matrix products round differently per batch size).
+                o = self._member_outputs(as_tensor(X[start:start + 65536], torch.float64))
                 outs.append(self._inverse(o).double().numpy())
                 preds.append(self._inverse(o.mean(dim=0)).double().numpy())
         y = np.concatenate(preds) if preds else np.zeros(0)

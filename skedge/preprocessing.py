@@ -19,7 +19,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
@@ -37,6 +37,7 @@ __all__ = [
     "DeviceFeatureEncoder",
     "DeviceSignatureEncoder",
     "DeviceEmbedding",
+    "nearest_devices",
 ]
 
 
@@ -461,8 +462,6 @@ class DeviceEmbedding(TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        from sklearn.base import clone
-
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
         self.encoder_ = clone(self.encoder) if self.encoder is not None else DeviceFeatureEncoder()
         Z = self.encoder_.fit_transform(X)
@@ -485,3 +484,54 @@ class DeviceEmbedding(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
+
+def nearest_devices(known, device, *, n_neighbors=3):
+    """The known devices whose spec-sheet rows are closest to a device's.
+
+    Rows are encoded as the predictors see them
+    (:class:`~skedge.preprocessing.DeviceFeatureEncoder` fitted on ``known``:
+    kind one-hot, signed log scale, median imputation with missing-value
+    flags, standardization) and compared by Euclidean distance. Zero-shot, the
+    latencies of a device's spec-sheet neighbours are a prior for its own:
+    :func:`skedge.evaluate.evaluate_predictors` blends their average ranking
+    with the spec network's.
+
+    Parameters
+    ----------
+    known : pandas.DataFrame
+        Feature rows of the known devices (columns :data:`DEVICE_FEATURES`),
+        indexed by name.
+    device : array-like of shape (12,) or pandas.Series
+        The device's feature row (NaN where unknown).
+    n_neighbors : int, default=3
+
+    Returns
+    -------
+    names : list of str
+        Up to ``n_neighbors`` names of ``known``, nearest first.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from skedge.devices import DEVICE_FEATURES
+    >>> from skedge.preprocessing import nearest_devices
+    >>> rows = {"big_gpu": [8, 1, 32, 1e4, 500, 3584, 1.5, 3, 11, 250, 16, 2017],
+    ...         "phone": [0, 1, 32, 80, 30, 4, 2.5, 2, 4, np.nan, 10, 2018],
+    ...         "cpu": [7, 1, 32, 700, 115, 10, 2.2, 14, np.nan, 85, 14, 2017]}
+    >>> known = pd.DataFrame.from_dict(rows, orient="index", columns=DEVICE_FEATURES)
+    >>> nearest_devices(known, [0, 1, 32, 75, 28, 4, 2.3, 2, 4, np.nan, 10, 2019], n_neighbors=2)
+    ['phone', 'cpu']
+    """
+    if len(known) == 0:
+        raise ValueError("no known devices to compare with.")
+    table = known.loc[:, list(DEVICE_FEATURES)].to_numpy(np.float64)
+    row = np.asarray(device, dtype=np.float64).reshape(1, -1)
+    if row.shape[1] != len(DEVICE_FEATURES):
+        raise ValueError(
+            f"the device row has {row.shape[1]} values; expected {len(DEVICE_FEATURES)} "
+            f"({', '.join(DEVICE_FEATURES)})."
+        )
+    encoder = DeviceFeatureEncoder().fit(table)
+    dist = np.linalg.norm(encoder.transform(table) - encoder.transform(row), axis=1)
+    order = np.argsort(dist, kind="stable")[:n_neighbors]
+    return [str(known.index[i]) for i in order]

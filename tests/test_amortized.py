@@ -1,6 +1,7 @@
 """AmortizedDesignOptimizer and its training-input sampler."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV
 
 from skedge.datasets import make_edge_benchmark, to_pairs
@@ -45,6 +47,12 @@ def setup():
                                    **FAST).fit(X_train)
     return {"space": space, "acc": acc, "lat": lat, "D": D, "X_train": X_train, "X_test": X_test, "opt": opt,
                 "obj": Objective(space, acc, lat)}
+
+
+def _frozen_clone(opt):
+    """clone(opt) with its fitted predictors kept (wrapped in FrozenEstimator)."""
+    return clone(clone(opt).set_params(accuracy=FrozenEstimator(opt.accuracy),
+                                       latency=FrozenEstimator(opt.latency)))
 
 
 def _state(est):
@@ -156,7 +164,7 @@ def test_regret_small_against_exhaustive_search(setup):
     assert np.median(regret) < 0.3 * np.median(typical), (regret, np.median(typical))
     assert np.median(regret) < 0.08 and np.mean(regret < 0.15) >= 0.8, regret
     # ...and an ensemble with one greedy round, the configuration for quality, gets close.
-    ens = clone(opt).set_params(n_estimators=3, refine=1).fit(setup["X_train"])
+    ens = _frozen_clone(opt).set_params(n_estimators=3, refine=1).fit(setup["X_train"])
     regret_ens = (obj.value(ens.predict(X), X) - lo) / span
     assert np.median(regret_ens) < 0.03 and np.mean(regret_ens < 0.1) >= 0.9, regret_ens
     assert np.median(regret_ens) <= np.median(regret)
@@ -243,21 +251,32 @@ def test_joblib_round_trip(setup, tmp_path):
     assert len(pickle.dumps(opt)) < 3 * len(pickle.dumps((setup["acc"], setup["lat"])))
 
 
-def test_clone_keeps_fitted_predictors(setup):
+def test_clone_follows_sklearn_with_frozen_predictors(setup):
     opt = setup["opt"]
     params = opt.get_params()
     assert params["hidden_layer_sizes"] == (32,) and params["relaxation"] == "gumbel-softmax"
+    # Given as they are, the predictors are cloned (unfitted) with the optimizer,
+    # so the clone shares nothing with the original; fit says how to keep them.
     twin = clone(opt)
-    assert twin.accuracy is opt.accuracy and twin.latency is opt.latency
+    assert twin.accuracy is not opt.accuracy and twin.latency is not opt.latency
     assert not hasattr(twin, "networks_")
     assert twin.get_params(deep=False).keys() == opt.get_params(deep=False).keys()
     with pytest.raises(NotFittedError):
         twin.predict(setup["X_test"])
+    with pytest.raises(ValueError, match="FrozenEstimator"):
+        twin.fit(setup["X_train"][:20])
+    # Wrapped in FrozenEstimator they stay fitted, and a clone cannot reconfigure them.
+    twin = _frozen_clone(opt)
+    with pytest.raises(ValueError):
+        twin.set_params(accuracy__regressor__max_epochs=1)
+    assert setup["acc"].steps[-1][1].max_epochs == 40
+    np.testing.assert_array_equal(twin.fit(setup["X_train"]).predict(setup["X_test"]),
+                                  opt.predict(setup["X_test"]))
 
 
 def test_grid_search_over_width(setup):
-    opt = AmortizedDesignOptimizer(space=setup["space"], accuracy=setup["acc"],
-                                   latency=setup["lat"], random_state=0,
+    opt = AmortizedDesignOptimizer(space=setup["space"], accuracy=FrozenEstimator(setup["acc"]),
+                                   latency=FrozenEstimator(setup["lat"]), random_state=0,
                                    **{**FAST, "n_steps": 20, "n_augment": 64})
     search = GridSearchCV(opt, {"hidden_layer_sizes": [(8,), (16,)]}, cv=2)
     search.fit(setup["X_train"][:60])
@@ -298,7 +317,7 @@ def test_bad_rows(setup, edit, match):
     with pytest.raises(ValueError, match=match):
         setup["opt"].predict(X)
     with pytest.raises(ValueError, match=match):
-        clone(setup["opt"]).set_params(n_steps=1).fit(X)
+        _frozen_clone(setup["opt"]).set_params(n_steps=1).fit(X)
 
 
 def test_bad_predictors_and_parameters(setup):
@@ -340,7 +359,7 @@ def test_nan_rejected_when_latency_predictor_cannot_impute(setup):
 
 
 def test_relaxed_designs_are_canonical_in_ofa():
-    from skedge.optimize._amortized import _Blocks
+    from skedge.optimize._relaxation import _Blocks
     from skedge.spaces import OFASpace
 
     space = OFASpace(quantize=True)
@@ -395,7 +414,7 @@ def test_ofa_fit_predict_smoke():
 
 
 def test_ordinal_shift_moves_mass_along_the_options():
-    from skedge.optimize._amortized import _Blocks, _is_ordinal
+    from skedge.optimize._relaxation import _Blocks, _is_ordinal
     from skedge.spaces import OFASpace
 
     assert _is_ordinal((3, 5, 7)) and _is_ordinal((224, 192, 160))
@@ -410,3 +429,33 @@ def test_ordinal_shift_moves_mass_along_the_options():
     out[1, space.n_one_hot + r] = -20.0  # negative: the first
     assert blocks.argmax(out)[:, r].tolist() == [space.n_options[r] - 1, 0]
     assert blocks.argmax(out[:, : space.n_one_hot]).shape == (2, space.n_choices)
+
+
+# ------------------------------------------------------------------ λ contract
+def test_lambda_outside_trained_range_warns_once_in_predict(setup):
+    opt, X = setup["opt"], setup["X_test"][:2].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.predict(X)  # 0 and values inside lambda_range: no warning
+    X[:, -1] = [0.5, 10.0]
+    with pytest.warns(UserWarning, match=r"λ=10 .*\[0\.001, 1\]"):
+        designs = opt.predict(X)
+    assert designs.shape == (2, 6)
+
+
+def test_one_lambda_range_everywhere(setup):
+    from skedge.optimize import LAMBDA_RANGE, lambda_sweep, pareto_front, sample_lambdas
+    from skedge.optimize._rows import DEFAULT_LAMBDAS
+
+    lo, hi = LAMBDA_RANGE
+    assert AmortizedDesignOptimizer(space="nb201", accuracy=None,
+                                    latency=None).lambda_range == LAMBDA_RANGE
+    lam = sample_lambdas(500, zero_fraction=0.0, random_state=0)
+    assert lam.min() >= lo and lam.max() <= hi
+    assert DEFAULT_LAMBDAS.max() == hi and DEFAULT_LAMBDAS[DEFAULT_LAMBDAS > 0].min() == lo
+    np.testing.assert_array_equal(lambda_sweep(), DEFAULT_LAMBDAS)
+    # The default sweep of a front stays inside the range the optimizer was trained on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        front = pareto_front(setup["opt"], setup["D"][6])
+    assert front["lambda_latency"].max() <= hi

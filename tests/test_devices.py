@@ -7,16 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import skedge.devices
+from skedge.datasets import load_devices, read_device_file
 from skedge.devices import (
     DEVICE_FEATURES,
     DEVICE_KINDS,
     describe_local_device,
     hardware_name,
-    load_devices,
-    nearest_devices,
-    read_device_file,
     validate_device_table,
 )
+from skedge.preprocessing import nearest_devices
 
 
 def _row(device="dev_a", kind="desktop_gpu", **extra):
@@ -203,3 +203,12 @@ def test_nearest_devices_bad_input():
         nearest_devices(_spec_table(), [1.0, 2.0])
     with pytest.raises(ValueError, match="no known devices"):
         nearest_devices(_spec_table().iloc[:0], [8] * 12)
+
+
+def test_moved_functions_still_importable_from_devices():
+    # Compatibility re-exports of the functions that left the schema module (#13).
+    assert skedge.devices.load_devices is load_devices
+    assert skedge.devices.read_device_file is read_device_file
+    assert skedge.devices.nearest_devices is nearest_devices
+    with pytest.raises(AttributeError):
+        _ = skedge.devices.no_such_function

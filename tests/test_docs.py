@@ -32,6 +32,8 @@ def _docs_conf():
 
 def _env(**extra):
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+    # The build documents this checkout, not whichever skedge is installed (a worktree).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.update(extra)
     return env
 

@@ -14,6 +14,7 @@ from skedge.optimize import (
     plot_pareto_front,
 )
 
+
 @pytest.fixture(scope="module")
 def setup(synthetic_objective):
     s, acc, lat, obj, D = synthetic_objective

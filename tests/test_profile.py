@@ -71,7 +71,7 @@ def test_torn_middle_row_is_an_error_naming_the_line(tmp_path):
 
 
 def test_file_of_an_older_skedge_is_read_and_resumed(tmp_path):
-    from skedge.measure._format import _core_columns
+    from skedge.datasets._measurement_format import _core_columns
 
     out = tmp_path / "old.csv"
     df = measure("nb201", out, designs=TINY[:2], device_name="a", **FAST)

@@ -43,6 +43,8 @@ def test_exhaustive_finds_true_minimum(setup):
         assert values[i] == pytest.approx(fmin, abs=1e-9)
         assert obj.value(designs[i], row)[0] == pytest.approx(fmin, abs=1e-9)
         np.testing.assert_array_equal(designs[i], best)
+    assert not hasattr(est, "n_evaluations_")  # predict leaves the estimator unchanged
+    est.search(rows)
     np.testing.assert_array_equal(est.n_evaluations_, [15625] * 3)
     assert est.search_time_.shape == (3,) and (est.search_time_ > 0).all()
     assert est.score(rows) == pytest.approx(-values.mean())
@@ -84,7 +86,7 @@ def test_crossover_and_random_methods(setup):
     rnd = SearchBaseline(space=s, accuracy=acc, latency=lat, method="random", n_candidates=64,
                          random_state=0).fit(rows)
     d, v = rnd.predict(rows, return_objective=True)
-    assert (rnd.n_evaluations_ <= 64).all()
+    assert (rnd.search(rows).n_evaluations <= 64).all()
     # The best of its candidates: no better than exact, equal to the best re-scored sample.
     for i, row in enumerate(rows):
         assert v[i] >= brute_force(obj, row)[1] - 1e-9

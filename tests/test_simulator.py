@@ -367,7 +367,7 @@ def test_bad_device_table_raises():
 # ------------------------------------------------------------- real devices
 @pytest.mark.realdata
 def test_simulates_the_real_device_table(data_home):
-    from skedge.devices import load_devices
+    from skedge.datasets import load_devices
 
     devices = load_devices(data_home)
     b = make_edge_benchmark("nb201", n_designs=50, devices=devices, random_state=0)

@@ -1,12 +1,21 @@
 """Benchmarks: the embedded simulator and loaders for the real measured data."""
 
+from ._devices import load_devices, read_device_file
 from ._home import data_file, get_data_home
 from ._measurements import load_measurements
 from ._pairs import merge_benchmarks, to_pairs
-from ._real import load_fbnet, load_nb201, load_ofa, load_reference_designs
+from ._real import (
+    load_fbnet,
+    load_nb201,
+    load_ofa,
+    load_reference_designs,
+    nb201_arch_idx,
+    nb201_designs,
+)
 from ._simulator import DEVICE_FAMILIES, make_device_population, make_edge_benchmark
 
 __all__ = ["get_data_home", "data_file", "to_pairs", "merge_benchmarks"]
-__all__ += ["load_nb201", "load_fbnet", "load_ofa", "load_reference_designs"]
-__all__ += ["load_measurements"]
+__all__ += ["load_nb201", "load_fbnet", "load_ofa", "load_reference_designs", "nb201_arch_idx",
+            "nb201_designs"]
+__all__ += ["load_measurements", "load_devices", "read_device_file"]
 __all__ += ["make_edge_benchmark", "make_device_population", "DEVICE_FAMILIES"]

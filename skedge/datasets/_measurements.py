@@ -11,6 +11,8 @@ from sklearn.utils import Bunch
 
 from ..devices import DEVICE_FEATURES, validate_device_table
 from ..spaces import get_space
+from ._measurement_format import _check_columns, _space_key, read_measurement_file
+from ._real import nb201_arch_idx
 
 __all__ = ["load_measurements"]
 
@@ -65,7 +67,6 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
     >>> bench.latency.shape, list(bench.devices.index)
     ((2, 1), ['mine'])
     """
-    from ..measure._format import _check_columns, _space_key, read_measurement_file
 
     if isinstance(path_or_paths, (str, os.PathLike)):
         paths = [path_or_paths]
@@ -119,7 +120,7 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
     ids[recorded_ids.index.to_numpy()] = recorded_ids.to_numpy(np.int64)
     if space.name == "nb201" and (ids < 0).any():
         try:
-            ids = space.to_arch_idx(designs, data_home=data_home)
+            ids = nb201_arch_idx(designs, data_home=data_home)
         except FileNotFoundError:
             pass
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import Bunch
 
 from ..devices import DEVICE_FEATURES
 
@@ -129,8 +130,6 @@ def merge_benchmarks(base, extra):
     user's own measurements (:func:`skedge.datasets.load_measurements`) to a
     benchmark.
     """
-    from sklearn.utils import Bunch
-
     if base["space"] != extra["space"]:
         raise ValueError(
             f"cannot merge benchmarks of different spaces: {base['space']!r} and "

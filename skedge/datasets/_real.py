@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ..devices import load_devices
 from ..spaces import FBNetSpace, NB201Space, OFASpace, get_space
+from ._devices import load_devices
 from ._home import data_file
 
 __all__ = ["load_fbnet", "load_nb201", "load_ofa", "load_reference_designs"]
@@ -140,6 +140,57 @@ def _nb201_archs(key):
         )
     acc = df[[f"acc_{d}" for d in NB201_DATASETS]].to_numpy(np.float64)
     return df["arch_idx"].to_numpy(np.int64), designs, acc
+
+
+@lru_cache(maxsize=4)
+def _nb201_lookup(key):
+    """``(code -> arch_idx, arch_idx -> design)`` tables of ``nb201/archs.csv``."""
+    ids, designs, _ = _nb201_archs(key)
+    n_options = NB201Space().n_options
+    code_to_idx = np.full(int(np.prod(n_options)), -1, dtype=np.int64)
+    code_to_idx[np.ravel_multi_index(designs.T, n_options)] = ids
+    idx_to_design = np.zeros((ids.max() + 1, designs.shape[1]), dtype=np.int64)
+    idx_to_design[ids] = designs
+    return code_to_idx, idx_to_design
+
+
+def nb201_arch_idx(designs, *, data_home=None):
+    """Official NAS-Bench-201 ``arch_idx`` of each design (reads ``nb201/archs.csv``).
+
+    Parameters
+    ----------
+    designs : array-like of shape (n, 6)
+        NB201 designs (option indices).
+    data_home : str or path-like, default=None
+        See :func:`get_data_home`.
+
+    Returns
+    -------
+    arch_idx : ndarray of int64, shape (n,)
+    """
+    space = NB201Space()
+    code_to_idx, _ = _nb201_lookup(_file_key("nb201/archs.csv", data_home))
+    return code_to_idx[np.ravel_multi_index(space.validate(designs).T, space.n_options)]
+
+
+def nb201_designs(arch_idx, *, data_home=None):
+    """NB201 designs of official ``arch_idx`` values (reads ``nb201/archs.csv``).
+
+    Parameters
+    ----------
+    arch_idx : array-like of int
+    data_home : str or path-like, default=None
+
+    Returns
+    -------
+    designs : ndarray of int64, shape (n, 6)
+    """
+    _, idx_to_design = _nb201_lookup(_file_key("nb201/archs.csv", data_home))
+    idx = np.asarray(arch_idx, dtype=np.int64).reshape(-1)
+    bad = (idx < 0) | (idx >= len(idx_to_design))
+    if bad.any():
+        raise ValueError(f"arch_idx {idx[bad][0]} is outside 0..{len(idx_to_design) - 1}.")
+    return idx_to_design[idx].copy()
 
 
 def load_nb201(*, dataset="cifar10", sources=("help", "oneproxy"), data_home=None):
@@ -412,7 +463,7 @@ def load_reference_designs(space, *, data_home=None, return_ids=False):
         raise ValueError(f"{space!r} has no reference designs; choose nb201, fbnet or ofa.")
     ids = _read_reference_ids(_REFERENCE_KEYS[space.name], data_home)
     if space.name == "nb201":
-        designs = space.from_arch_idx(ids, data_home=data_home)
+        designs = nb201_designs(ids, data_home=data_home)
     else:
         if space.name == "fbnet":
             all_ids, all_designs, _ = _fbnet_table(_file_key("fbnet/latency_help.csv", data_home))

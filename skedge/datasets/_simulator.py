@@ -17,6 +17,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import expit, logit
 from sklearn.utils import Bunch, check_random_state
 
@@ -453,8 +454,6 @@ def _layer_table(space, X):
     quantity is computed once per distinct layer and summed per design with
     ``C @ values``.
     """
-    from scipy import sparse
-
     index, rows, cols, counts = {}, [], [], []
     for i, x in enumerate(X):
         try:
@@ -687,7 +686,7 @@ def make_edge_benchmark(space="ofa-quant", *, n_designs=2000, n_devices=40, rand
         Your own devices instead of a random population: a Bunch from
         :func:`make_device_population` is simulated exactly; a DataFrame of
         :data:`~skedge.devices.DEVICE_FEATURES` (as from
-        :func:`~skedge.devices.load_devices`) gets its hidden factors drawn
+        :func:`~skedge.datasets.load_devices`) gets its hidden factors drawn
         from the family of its ``kind`` (seeded by ``random_state``), with
         every listed spec (peak at ``precision_bits``, bandwidth, on-chip
         memory, TDP, compute units, batch size) overriding the draw.

@@ -27,6 +27,7 @@ Modules: ``_format`` (the file format), ``_designs`` (which designs),
 ``_cli`` (the sub-commands).
 """
 
+from ..datasets._measurement_format import measurement_columns, read_measurement_file
 from ._cli import register
 from ._context import describe_cuda_device
 from ._designs import read_designs_file, select_designs
@@ -38,7 +39,6 @@ from ._energy import (
     open_energy_counter,
 )
 from ._export import export_onnx, import_timings, read_manifest
-from ._format import measurement_columns, read_measurement_file
 from ._run import measure, repeatability
 from ._timers import time_model, time_onnx_model, time_runs
 

@@ -21,16 +21,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..devices import DEVICE_FEATURES, DEVICE_KINDS, read_device_file, validate_device_table
-from ..spaces import get_space
-from ._designs import select_designs
-from ._format import (
+from ..datasets import read_device_file
+from ..datasets._measurement_format import (
     _append_line,
     _check_header_holds,
     _prepare_file,
     _space_key,
     read_measurement_file,
 )
+from ..devices import DEVICE_FEATURES, DEVICE_KINDS, validate_device_table
+from ..spaces import get_space
+from ._designs import select_designs
 from ._optional import optional_import
 from ._timers import _input, _positive
 

@@ -11,17 +11,17 @@ import numpy as np
 import pandas as pd
 
 from .._torch import check_device
-from ..spaces import get_space
-from ._context import _loadavg, device_context
-from ._designs import _non_negative, select_designs
-from ._energy import energy_per_run, idle_baseline, open_energy_counter
-from ._format import (
+from ..datasets._measurement_format import (
     _append_line,
     _check_header_holds,
     _prepare_file,
     _space_key,
     read_measurement_file,
 )
+from ..spaces import get_space
+from ._context import _loadavg, device_context
+from ._designs import _non_negative, select_designs
+from ._energy import energy_per_run, idle_baseline, open_energy_counter
 from ._optional import optional_import
 from ._timers import _positive, onnx_runner, time_runs, torch_runner
 

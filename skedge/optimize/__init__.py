@@ -1,4 +1,14 @@
-"""Design optimization: the objective, the amortized optimizer and the search fallback."""
+"""Design optimization: the objective, the amortized optimizer and the search fallback.
+
+One room per concept:
+
+* ``_rows``: optimizer rows ``[device columns..., λ]`` and the one λ range;
+* ``_objective``: the predicted objective; ``_fitted``: fitted predictors as inputs;
+* ``_relaxation`` / ``_training`` / ``_amortized``: the amortized optimizer;
+* ``_engines`` / ``_search``: search engines over one cached fitness, and the
+  per-row search estimator;
+* ``_sampling``: training rows around known devices; ``_pareto``: fronts and budgets.
+"""
 
 from ._amortized import AmortizedDesignOptimizer
 from ._objective import Objective
@@ -9,6 +19,14 @@ from ._pareto import (
     pareto_front,
     plot_pareto_front,
 )
+from ._rows import (
+    LAMBDA_RANGE,
+    check_lambda_range,
+    check_lambdas,
+    lambda_sweep,
+    optimizer_rows,
+    split_rows,
+)
 from ._sampling import sample_lambdas, sample_optimizer_inputs
 from ._search import SearchBaseline
 
@@ -16,3 +34,5 @@ __all__ = ["Objective"]
 __all__ += ["SearchBaseline", "pareto_front", "best_under_constraints", "non_dominated",
             "hypervolume_2d", "plot_pareto_front"]
 __all__ += ["AmortizedDesignOptimizer", "sample_optimizer_inputs", "sample_lambdas"]
+__all__ += ["LAMBDA_RANGE", "lambda_sweep", "check_lambda_range",
+            "check_lambdas", "optimizer_rows", "split_rows"]

@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ..differentiable import torch_predictor
+from ..preprocessing import DeviceFeatureEncoder
 from ..spaces import get_space
+from ._rows import split_rows
 
 __all__ = ["Objective"]
 
@@ -85,24 +89,14 @@ class Objective:
 
     # ---------------------------------------------------------------- inputs
     def split(self, X):
-        """Validate optimizer rows and split them into (device columns, λ)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim == 1:
-            X = X[None, :]
-        width = self.n_device_columns + self.n_lambdas
-        if X.ndim != 2 or X.shape[1] != width:
-            raise ValueError(
-                f"optimizer rows must have {width} columns ({self.n_device_columns} device "
-                f"columns, then {', '.join(self.lambda_names)}); got shape {X.shape}."
-            )
-        D, lam = X[:, : self.n_device_columns], X[:, self.n_device_columns:]
+        """Validate optimizer rows and split them into (device columns, λ).
+
+        See :func:`~skedge.optimize.split_rows`; besides, device columns may hold
+        NaN only when the latency predictor imputes unknown features.
+        """
+        D, lam = split_rows(X, self.n_device_columns, self.lambda_names)
         if np.isnan(D).any() and not _predictor_allows_nan(self.latency):
             raise ValueError("device columns hold NaN and the latency predictor cannot impute.")
-        if np.isinf(D).any():
-            raise ValueError("device columns hold infinite values.")
-        if not np.isfinite(lam).all() or (lam < 0).any():
-            bad = lam[~np.isfinite(lam) | (lam < 0)][0]
-            raise ValueError(f"objective weights λ must be finite and >= 0; got {bad!r}.")
         return D, lam
 
     # ---------------------------------------------------------------- numpy
@@ -215,11 +209,6 @@ def _unique_rows(D):
 
 def _predictor_allows_nan(est):
     """True when the predictor imputes unknown device features (NaN) itself."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    from ..preprocessing import DeviceFeatureEncoder
-
     if isinstance(est, Pipeline) and isinstance(est.steps[0][1], ColumnTransformer):
         return any(isinstance(t, DeviceFeatureEncoder) for _, t, _ in est.steps[0][1].transformers_)
     return False

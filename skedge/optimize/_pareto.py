@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch, check_random_state
 
+from ._engines import DesignCache, regularized_evolution
 from ._objective import Objective
-from ._search import regularized_evolution
+from ._rows import DEFAULT_LAMBDAS, LAMBDA_RANGE, lambda_sweep, optimizer_rows
 
 __all__ = [
     "non_dominated",
@@ -22,10 +23,8 @@ __all__ = [
     "best_under_constraints",
     "hypervolume_2d",
     "plot_pareto_front",
+    "DEFAULT_LAMBDAS",
 ]
-
-#: Default λ_lat sweep: no latency pressure, then 1e-3 .. 10 log-spaced.
-DEFAULT_LAMBDAS = np.r_[0.0, np.logspace(-3, 1, 25)]
 
 
 def non_dominated(points, *, maximize=None):
@@ -108,16 +107,16 @@ def _device_row(objective, device):
             f"got shape {np.shape(device)}."
         )
     # Objective.split validates device columns (NaN imputable? infinite?).
-    objective.split(np.r_[d, np.zeros(objective.n_lambdas)])
+    objective.split(optimizer_rows(d, np.zeros((1, objective.n_lambdas))))
     return d
 
 
-def _lambda_grid(objective, lambdas):
+def _lambda_grid(model, objective, lambdas):
+    """The λ rows of a sweep: ``lambdas``, or the default sweep of the model's λ range."""
     if lambdas is None:
-        if objective.n_lambdas == 1:
-            return DEFAULT_LAMBDAS[:, None]
-        coarse = np.r_[0.0, np.logspace(-3, 1, 9)]
-        return np.array([(a, b) for a in coarse for b in coarse])
+        sweep = lambda_sweep(objective.n_lambdas,
+                             lambda_range=getattr(model, "lambda_range", LAMBDA_RANGE))
+        return sweep[:, None] if sweep.ndim == 1 else sweep
     lam = np.asarray(lambdas, dtype=np.float64)
     if lam.ndim == 1:
         if objective.n_lambdas != 1:
@@ -154,7 +153,7 @@ def _sweep(model, objective, d, lam):
             "for an enumerable space) to score candidates instead."
         )
     lam = lam[np.lexsort(lam.T[::-1])]
-    X = np.hstack([np.repeat(d[None], len(lam), 0), lam])
+    X = optimizer_rows(d, lam)
     return objective.space.validate(model.predict(X), canonicalize=True), lam
 
 
@@ -187,8 +186,11 @@ def pareto_front(model, device, *, designs=None, lambdas=None, objective=None):
         Candidate designs to score instead of a λ sweep.
     lambdas : array-like, default=None
         λ sweep: λ_lat values (1-D), or rows ``(λ_lat, λ_en)`` with energy.
-        Default: 0 and 25 log-spaced values from 1e-3 to 10 (with energy, the
-        grid of 0 and 9 log-spaced values for each weight).
+        Default: :func:`~skedge.optimize.lambda_sweep` over the model's
+        ``lambda_range`` (:data:`~skedge.optimize.LAMBDA_RANGE` when it has
+        none): 0 and 25 log-spaced values (with energy, the grid of 0 and 9
+        log-spaced values for each weight), never beyond what an amortized
+        optimizer was trained on.
     objective : Objective, default=None
         The objective, when ``model`` does not expose ``objective_``.
 
@@ -227,7 +229,7 @@ def pareto_front(model, device, *, designs=None, lambdas=None, objective=None):
         cands = _candidate_designs(obj, designs)
         lam_of = np.full((len(cands), obj.n_lambdas), np.nan)
     else:
-        picked, lam = _sweep(model, obj, d, _lambda_grid(obj, lambdas))
+        picked, lam = _sweep(model, obj, d, _lambda_grid(model, obj, lambdas))
         # First occurrence in λ order: the smallest λ producing each design.
         cands, first = np.unique(picked, axis=0, return_index=True)
         lam_of = lam[first]
@@ -241,34 +243,6 @@ def pareto_front(model, device, *, designs=None, lambdas=None, objective=None):
         front[k] = lam_of[keep, j]
     front = front.sort_values(["latency", "accuracy"], ascending=[True, False], kind="stable")
     return front.reset_index(drop=True)
-
-
-class _MetricCache:
-    """Predicted metrics of every design scored on one device (batched, cached)."""
-
-    def __init__(self, objective, d, names):
-        self.objective, self.d, self.names = objective, d, names
-        self.rows, self.keys, self.metrics = [], {}, {k: [] for k in names}
-
-    def add(self, designs):
-        new = {}
-        for row in designs:
-            key = row.tobytes()
-            if key not in self.keys and key not in new:
-                new[key] = row
-        if new:
-            batch = np.array(list(new.values()))
-            m = self.objective.metrics(batch, self.d)
-            for key, row in new.items():
-                self.keys[key] = len(self.rows)
-                self.rows.append(row)
-            for k in self.names:
-                self.metrics[k].extend(m[k].tolist())
-        idx = [self.keys[row.tobytes()] for row in designs]
-        return {k: np.asarray(self.metrics[k])[idx] for k in self.names}
-
-    def table(self):
-        return np.array(self.rows), {k: np.asarray(v) for k, v in self.metrics.items()}
 
 
 def best_under_constraints(
@@ -345,7 +319,7 @@ def best_under_constraints(
             raise ValueError(f"{name} must be a positive finite number, got {v!r}.")
     names = _metric_names(obj)
     space = obj.space
-    cache = _MetricCache(obj, d, names)
+    cache = DesignCache(obj, d, names)
     exact = False
     if designs is not None:
         cache.add(_candidate_designs(obj, designs))
@@ -356,7 +330,7 @@ def best_under_constraints(
     else:
         seeds = None
         if hasattr(model, "predict"):
-            seeds, _ = _sweep(model, obj, d, _lambda_grid(obj, lambdas))
+            seeds, _ = _sweep(model, obj, d, _lambda_grid(model, obj, lambdas))
             seeds = np.unique(seeds, axis=0)
             cache.add(seeds)
 
@@ -479,7 +453,7 @@ def plot_pareto_front(front, ax=None, *, label=None, annotate=False, step=True, 
     -------
     ax : matplotlib Axes
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional: the [plot] extra, only needed to plot
 
     if ax is None:
         _, ax = plt.subplots()

@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from ..devices import DEVICE_FEATURES
+from ._rows import LAMBDA_RANGE, check_lambda_range
 
 __all__ = ["sample_lambdas", "sample_optimizer_inputs"]
 
@@ -38,21 +39,7 @@ _FEATURE_ROLES = {"kind": _KEEP, "batch_size": _KEEP, "precision_bits": _KEEP,
                   "release_year": _LINEAR}
 
 
-def _check_range(lambda_range):
-    try:
-        lo, hi = (float(v) for v in lambda_range)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"lambda_range must be a pair (low, high), got {lambda_range!r}."
-        ) from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
-        raise ValueError(
-            f"lambda_range must satisfy 0 < low <= high (log-uniform), got {lambda_range!r}."
-        )
-    return lo, hi
-
-
-def sample_lambdas(n, n_lambdas=1, *, lambda_range=(1e-3, 1.0), zero_fraction=0.1,
+def sample_lambdas(n, n_lambdas=1, *, lambda_range=LAMBDA_RANGE, zero_fraction=0.1,
                    random_state=None):
     """Objective weights: log-uniform in ``lambda_range``, exactly 0 with probability ``zero_fraction``.
 
@@ -62,7 +49,8 @@ def sample_lambdas(n, n_lambdas=1, *, lambda_range=(1e-3, 1.0), zero_fraction=0.
         Number of rows.
     n_lambdas : int, default=1
         Number of weight columns (1: latency; 2: latency and energy), drawn independently.
-    lambda_range : (float, float), default=(1e-3, 1.0)
+    lambda_range : (float, float), default=LAMBDA_RANGE
+        :data:`~skedge.optimize.LAMBDA_RANGE`, (1e-3, 1).
     zero_fraction : float, default=0.1
         Probability of each weight being exactly zero ("accuracy only" for that term).
     random_state : int, RandomState instance or None
@@ -78,7 +66,7 @@ def sample_lambdas(n, n_lambdas=1, *, lambda_range=(1e-3, 1.0), zero_fraction=0.
     >>> lam.shape, bool(lam.min() >= 0.01), bool(lam.max() <= 1.0)
     ((1000, 1), True, True)
     """
-    lo, hi = _check_range(lambda_range)
+    lo, hi = check_lambda_range(lambda_range)
     if not isinstance(zero_fraction, Real) or not 0 <= zero_fraction <= 1:
         raise ValueError(f"zero_fraction must be in [0, 1], got {zero_fraction!r}.")
     rng = check_random_state(random_state)
@@ -99,7 +87,7 @@ def _roles(names, values, kind_column):
     return roles
 
 
-def sample_optimizer_inputs(devices, n, *, n_lambdas=1, lambda_range=(1e-3, 1.0),
+def sample_optimizer_inputs(devices, n, *, n_lambdas=1, lambda_range=LAMBDA_RANGE,
                             lambda_zero_fraction=0.1, jitter=0.1, mix_fraction=0.5,
                             kind_column=0, random_state=None):
     """Sample optimizer rows ``[device columns..., λ...]`` around known devices.
@@ -124,8 +112,8 @@ def sample_optimizer_inputs(devices, n, *, n_lambdas=1, lambda_range=(1e-3, 1.0)
         Number of rows to draw.
     n_lambdas : int, default=1
         1 (``λ_lat``) or 2 (``λ_lat, λ_en``).
-    lambda_range : (float, float), default=(1e-3, 1.0)
-        λ is log-uniform in this range ...
+    lambda_range : (float, float), default=LAMBDA_RANGE
+        λ is log-uniform in this range (:data:`~skedge.optimize.LAMBDA_RANGE`) ...
     lambda_zero_fraction : float, default=0.1
         ... except for this fraction of entries, which are exactly 0.
     jitter : float, default=0.1

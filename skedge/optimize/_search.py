@@ -20,178 +20,18 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._checks import warn_if_accuracy_fraction
 from ..spaces import DesignSpace, get_space
-from ._objective import Objective
+from ._engines import Fitness, exhaustive_search, random_search, regularized_evolution
+from ._fitted import build_objective
+from ._rows import OptimizerMixin
 
 __all__ = ["SearchBaseline"]
 
 _MAX_SEED = np.iinfo(np.int32).max
-
-
-def _unfreeze(est):
-    """The predictor inside a :class:`sklearn.frozen.FrozenEstimator` (or ``est`` itself)."""
-    from sklearn.frozen import FrozenEstimator
-
-    return est.estimator if isinstance(est, FrozenEstimator) else est
-
-
-def _declared_spaces(est):
-    """Design spaces named by the encoders of a fitted predictor (``space`` parameters)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    steps = [est]
-    if isinstance(est, Pipeline):
-        steps = [s for _, s in est.steps]
-    out = []
-    for step in steps:
-        parts = [step]
-        if isinstance(step, ColumnTransformer) and hasattr(step, "transformers_"):
-            parts = [t for _, t, _ in step.transformers_]
-        for part in parts:
-            space = getattr(part, "space", None)
-            if space is not None and not isinstance(part, str):
-                try:
-                    out.append(get_space(space))
-                except ValueError:
-                    pass
-    return out
-
-
-def build_objective(space, accuracy, latency, energy=None):
-    """Validate fitted predictors against ``space`` and build their :class:`Objective`.
-
-    Predictors may be wrapped in :class:`sklearn.frozen.FrozenEstimator` (which
-    keeps them fitted through :func:`sklearn.base.clone`, e.g. in a grid
-    search). Raises a ``ValueError`` naming the predictor that is unfitted or
-    was fitted for another design space.
-    """
-    space = get_space(space)
-    preds = {"accuracy": _unfreeze(accuracy), "latency": _unfreeze(latency),
-             "energy": _unfreeze(energy) if energy is not None else None}
-    for name, est in preds.items():
-        if est is None:
-            continue
-        for other in _declared_spaces(est):
-            if other != space:
-                raise ValueError(
-                    f"the {name} predictor was built for {other!r}, not for {space!r}."
-                )
-    try:
-        objective = Objective(space, preds["accuracy"], preds["latency"], preds["energy"])
-    except ValueError as exc:
-        if "not fitted" in str(exc):
-            raise ValueError(
-                f"{exc} (sklearn.base.clone unfits predictors passed as parameters; wrap "
-                "fitted ones in sklearn.frozen.FrozenEstimator to keep them through clone)."
-            ) from None
-        raise ValueError(f"the predictors do not fit {space!r}: {exc}") from None
-    # An accuracy predictor for another space with no declared space shows up here.
-    probe = space.sample(2, random_state=0)
-    try:
-        preds["accuracy"].predict(probe)
-    except ValueError as exc:
-        raise ValueError(
-            f"the accuracy predictor does not accept designs of {space!r} "
-            f"({space.n_choices} columns): {exc}"
-        ) from None
-    return objective
-
-
-# --------------------------------------------------------------------- engines
-class _Fitness:
-    """Objective of designs for one ``(device, λ)`` row, cached per design.
-
-    One predictor call per batch: the designs not seen before are scored
-    together, so a generation of evolution costs one accuracy and one latency
-    prediction.
-    """
-
-    def __init__(self, objective, d, lam, ref):
-        self.objective, self.d, self.lam, self.ref = objective, d, lam, ref
-        self.cache = {}
-        self.best_value, self.best_design = np.inf, None
-
-    def __call__(self, designs):
-        keys = [row.tobytes() for row in designs]
-        new = {}
-        for key, row in zip(keys, designs):
-            if key not in self.cache and key not in new:
-                new[key] = row
-        if new:
-            batch = np.array(list(new.values()))
-            m = self.objective.metrics(batch, self.d)
-            values = self.objective.value_from_metrics(m, self.lam, self.ref)
-            for key, v in zip(new, values):
-                self.cache[key] = float(v)
-            i = int(np.argmin(values))
-            if values[i] < self.best_value:
-                self.best_value, self.best_design = float(values[i]), batch[i].copy()
-        return np.array([self.cache[k] for k in keys])
-
-    @property
-    def n_evaluations(self):
-        return len(self.cache)
-
-
-def regularized_evolution(
-    space, fitness, random_state=None, *, population_size=100, n_cycles=500, sample_size=25,
-    n_offspring=25, n_mutations=1, crossover=False, seeds=None,
-):
-    """Minimize ``fitness`` over ``space`` by regularized (aging) evolution.
-
-    Real et al. (2019): a population of ``population_size`` designs; each
-    cycle, the best of ``sample_size`` random members is mutated into a child,
-    the child joins and the *oldest* member dies. Here ``n_offspring`` cycles
-    run as one generation, so their children are scored in one batched call
-    (as if ``n_offspring`` workers ran asynchronously).
-
-    Parameters
-    ----------
-    space : DesignSpace
-    fitness : callable
-        ``fitness(designs) -> values`` (lower is better).
-    random_state : int, RandomState instance or None
-    population_size, n_cycles, sample_size, n_offspring, n_mutations : int
-    crossover : bool
-        Breed each child from two tournament winners (uniform crossover)
-        before mutating it.
-    seeds : ndarray of shape (n_seeds, n_choices), optional
-        Designs put in the initial population (the rest is sampled).
-
-    Returns
-    -------
-    population, values : ndarray
-        The final population (oldest first) and its fitness.
-    """
-    rng = check_random_state(random_state)
-    seeds = np.empty((0, space.n_choices), np.int64) if seeds is None else seeds
-    seeds = space.validate(seeds, canonicalize=True)[:population_size]
-    pop = np.vstack([seeds, space.sample(population_size - len(seeds), rng)])
-    values = fitness(pop)
-    k_tour = min(sample_size, population_size)
-
-    def tournament(k):
-        # k tournaments of k_tour distinct members each, in one draw.
-        members = rng.random_sample((k, population_size)).argsort(axis=1)[:, :k_tour]
-        return pop[members[np.arange(k), values[members].argmin(axis=1)]]
-
-    done = 0
-    while done < n_cycles:
-        k = min(n_offspring, n_cycles - done)
-        parents = tournament(k)
-        if crossover:
-            parents = space.crossover(parents, tournament(k), rng)
-        children = space.mutate(parents, rng, n_mutations=n_mutations)
-        # Aging: the k oldest die, whatever their fitness.
-        pop = np.vstack([pop[k:], children])
-        values = np.concatenate([values[k:], fitness(children)])
-        done += k
-    return pop, values
 
 
 def _search_row(objective, method, params, d, lam, warm, seed):
@@ -199,12 +39,10 @@ def _search_row(objective, method, params, d, lam, warm, seed):
     start = time.perf_counter()
     space = objective.space
     rng = np.random.RandomState(seed)
-    fitness = _Fitness(objective, d, lam, objective.references(d)[0])
+    fitness = Fitness(objective, d, lam, objective.references(d)[0])
     if method == "random":
-        cands = space.sample(params["n_candidates"], rng)
-        if warm is not None:
-            cands = np.vstack([warm[None], cands])
-        fitness(cands)
+        random_search(space, fitness, rng, n_candidates=params["n_candidates"],
+                      seeds=None if warm is None else warm[None])
     else:
         seeds = None
         if warm is not None:
@@ -221,27 +59,8 @@ def _search_row(objective, method, params, d, lam, warm, seed):
         time.perf_counter() - start
 
 
-def _search_exhaustive(objective, designs, d, lam, chunk=256):
-    """Exact minimum over ``designs`` for every λ row of one device.
-
-    The metrics are predicted once; f is linear in λ, so each extra λ row
-    costs one (n_designs,) multiply-add.
-    """
-    start = time.perf_counter()
-    m = objective.metrics(designs, d)
-    ref = objective.references(d)[0]
-    best = np.empty(len(lam), np.int64)
-    vals = np.empty(len(lam))
-    for s in range(0, len(lam), chunk):
-        F = objective.value_from_metrics(m, lam[s:s + chunk, None, :], ref)
-        F = np.broadcast_to(F, (len(lam[s:s + chunk]), len(designs)))
-        best[s:s + chunk] = F.argmin(axis=1)
-        vals[s:s + chunk] = F[np.arange(len(F)), best[s:s + chunk]]
-    return designs[best], vals, time.perf_counter() - start
-
-
 # -------------------------------------------------------------------- estimator
-class SearchBaseline(BaseEstimator):
+class SearchBaseline(OptimizerMixin, BaseEstimator):
     """Per-row design search on the predicted objective (no training).
 
     For each optimizer row ``[device columns..., λ_lat(, λ_en)]`` it returns
@@ -282,12 +101,13 @@ class SearchBaseline(BaseEstimator):
     max_exhaustive : int, default=100_000
         Largest space ``"auto"`` enumerates.
     warm_start : array-like of shape (n_rows, n_choices) or (n_choices,), \
-or estimator with ``predict``, default=None
+estimator with ``predict``, None or False, default=None
         Designs seeding each row's search: a fixed array (one design per row
         of ``X`` at predict time, or one for all) or a fitted optimizer whose
         ``predict(X)`` gives them. Evolution puts the design and
         ``population_size // 4`` of its mutants in the initial population;
         random search adds it to the candidates; exhaustive ignores it.
+        None or False: no warm start.
     n_jobs : int, default=None
         Rows searched in parallel with joblib (``None``: 1 unless in a
         :func:`joblib.parallel_config` context, e.g. ``backend="dask"``).
@@ -307,11 +127,12 @@ or estimator with ``predict``, default=None
     n_features_in_ : int
         Width of an optimizer row.
     n_evaluations_ : ndarray of int
-        Per row of the last :meth:`predict` / :meth:`search` call: designs
+        Per row of the last :meth:`search` call (:meth:`predict` and
+        :meth:`score` leave the estimator unchanged): designs
         scored (all designs for exhaustive search, whose predictions are
         shared by the rows of a device).
     search_time_ : ndarray of float
-        Per row of the last call: wall seconds of its search (exhaustive: the
+        Per row of the last :meth:`search` call: wall seconds of its search (exhaustive: the
         device's time split evenly over its rows).
 
     See Also
@@ -358,7 +179,9 @@ or estimator with ``predict``, default=None
         "crossover": ["boolean"],
         "n_candidates": [Interval(Integral, 1, None, closed="left")],
         "max_exhaustive": [Interval(Integral, 1, None, closed="left")],
-        "warm_start": ["array-like", HasMethods(["predict"]), None],
+        # False reads as None: scikit-learn's convention for a boolean warm_start
+        # (its checks set warm_start=False on any estimator with the parameter).
+        "warm_start": ["array-like", HasMethods(["predict"]), None, Options(bool, {False})],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -447,7 +270,8 @@ or estimator with ``predict``, default=None
                 f"method='exhaustive' needs an enumerable space; {space!r} has "
                 f"{space.size:.3g} designs (limit {space.max_enumerate:,}). Use 'evolution'."
             )
-        if self.warm_start is not None and not hasattr(self.warm_start, "predict"):
+        if self.warm_start is not None and self.warm_start is not False and not hasattr(
+                self.warm_start, "predict"):
             space.validate(self.warm_start)
         self.space_ = space
         self.objective_ = objective
@@ -457,7 +281,7 @@ or estimator with ``predict``, default=None
 
     # ------------------------------------------------------------- predict
     def _warm_designs(self, X, n_rows):
-        if self.warm_start is None:
+        if self.warm_start is None or self.warm_start is False:
             return None
         if hasattr(self.warm_start, "predict"):
             W = self.warm_start.predict(X)
@@ -485,8 +309,15 @@ or estimator with ``predict``, default=None
         result : Bunch
             ``designs`` (n_rows, n_choices) int, ``objective`` (predicted f of
             each design at its row's λ), ``n_evaluations``, ``search_time``
-            (seconds) per row, and ``method``.
+            (seconds) per row, and ``method``; the last two are also stored as
+            :attr:`n_evaluations_` and :attr:`search_time_`.
         """
+        result = self._search(X)
+        self.n_evaluations_ = result.n_evaluations
+        self.search_time_ = result.search_time
+        return result
+
+    def _search(self, X):
         check_is_fitted(self, "objective_")
         obj = self.objective_
         D, lam = obj.split(X)
@@ -505,7 +336,7 @@ or estimator with ``predict``, default=None
             for i, row in enumerate(D):
                 groups.setdefault(row.tobytes(), []).append(i)
             groups = [np.array(g) for g in groups.values()]
-            tasks = (delayed(_search_exhaustive)(obj, all_designs, D[g[0]], lam[g])
+            tasks = (delayed(exhaustive_search)(obj, all_designs, D[g[0]], lam[g])
                      for g in groups)
         else:
             # Only the scalars travel with each task (the predictors ride in obj).
@@ -530,8 +361,6 @@ or estimator with ``predict``, default=None
             prev, done = done, done + len(g)
             if self.verbose and (done // step > prev // step or done == n):
                 print(f"[SearchBaseline] {done}/{n} rows searched ({self.method_})", flush=True)
-        self.n_evaluations_ = n_eval
-        self.search_time_ = seconds
         return Bunch(designs=designs, objective=values, n_evaluations=n_eval,
                      search_time=seconds, method=self.method_)
 
@@ -551,7 +380,7 @@ or estimator with ``predict``, default=None
         objective : ndarray of float, shape (n_rows,)
             Only with ``return_objective=True``.
         """
-        res = self.search(X)
+        res = self._search(X)
         return (res.designs, res.objective) if return_objective else res.designs
 
     def score(self, X, y=None):
@@ -567,4 +396,4 @@ or estimator with ``predict``, default=None
         -------
         score : float
         """
-        return -float(np.mean(self.search(X).objective))
+        return -float(np.mean(self._search(X).objective))

@@ -9,6 +9,8 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._layers import total
+
 __all__ = ["Choice", "DesignSpace"]
 
 
@@ -277,8 +279,6 @@ class DesignSpace:
         return self._layer_totals(X, "params")
 
     def _layer_totals(self, X, field):
-        from ._layers import total
-
         X = self.validate(X)
         cache = {}
         out = np.empty(len(X), dtype=np.int64)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 import numpy as np
 
 from ._base import Choice, DesignSpace
-from ._layers import conv, linear, pool
+from ._layers import conv, linear, pool, total
 
 __all__ = ["NB201Space"]
 
@@ -81,23 +80,20 @@ class NB201Space(DesignSpace):
         return np.array(row, dtype=np.int64)
 
     # ------------------------------------------------------- official indices
-    @staticmethod
-    def _code(X):
-        return (np.asarray(X, dtype=np.int64) * 5 ** np.arange(5, -1, -1)).sum(axis=1)
-
+    # Compatibility: the official index lives in the data files, which skedge.datasets
+    # reads. These methods delegate there for callers not yet updated (skedge.measure,
+    # #17); tests/test_architecture.py lists the lazy imports.
     def to_arch_idx(self, X, data_home=None):
-        """Official NAS-Bench-201 ``arch_idx`` of each design (reads ``nb201/archs.csv``)."""
-        code_to_idx, _ = _arch_tables(str(_resolve(data_home)))
-        return code_to_idx[self._code(self.validate(X))]
+        """Official ``arch_idx`` of each design: :func:`skedge.datasets.nb201_arch_idx`."""
+        from ..datasets import nb201_arch_idx  # lazy: compatibility (#13)
+
+        return nb201_arch_idx(X, data_home=data_home)
 
     def from_arch_idx(self, arch_idx, data_home=None):
-        """Designs of the given official ``arch_idx`` values (reads ``nb201/archs.csv``)."""
-        _, idx_to_design = _arch_tables(str(_resolve(data_home)))
-        idx = np.asarray(arch_idx, dtype=np.int64).reshape(-1)
-        bad = (idx < 0) | (idx >= len(idx_to_design))
-        if bad.any():
-            raise ValueError(f"arch_idx {idx[bad][0]} is outside 0..{len(idx_to_design) - 1}.")
-        return idx_to_design[idx].copy()
+        """Designs of official ``arch_idx`` values: :func:`skedge.datasets.nb201_designs`."""
+        from ..datasets import nb201_designs  # lazy: compatibility (#13)
+
+        return nb201_designs(arch_idx, data_home=data_home)
 
     #: Channels of the three stages of the CIFAR skeleton, cells per stage, input size.
     stage_channels = (16, 32, 64)
@@ -142,8 +138,6 @@ class NB201Space(DesignSpace):
     def _layer_totals(self, X, field):
         # A cell's cost is a sum over its edges and every edge's cost depends on its
         # own operation only, so totals are a lookup: cost(all none) + per-edge deltas.
-        from ._layers import total
-
         X = self.validate(X)
         table = _EDGE_COSTS.get(field)
         if table is None:
@@ -170,23 +164,3 @@ class NB201Space(DesignSpace):
         for i, (target, source) in enumerate(NB201_EDGES):
             alive[:, target] |= alive[:, source] & (X[:, i] != 0)
         return ~alive[:, 3]
-
-
-def _resolve(data_home):
-    from ..datasets._home import data_file
-
-    return data_file("nb201/archs.csv", data_home)
-
-
-@lru_cache(maxsize=4)
-def _arch_tables(path):
-    import pandas as pd
-
-    df = pd.read_csv(path, usecols=["arch_idx"] + [f"e{i}" for i in range(6)])
-    designs = df[[f"e{i}" for i in range(6)]].to_numpy(np.int64)
-    idx = df["arch_idx"].to_numpy(np.int64)
-    code_to_idx = np.full(5**6, -1, dtype=np.int64)
-    code_to_idx[NB201Space._code(designs)] = idx
-    idx_to_design = np.zeros((idx.max() + 1, 6), dtype=np.int64)
-    idx_to_design[idx] = designs
-    return code_to_idx, idx_to_design

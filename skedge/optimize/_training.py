@@ -1,0 +1,99 @@
+"""Training of the amortized optimizer's networks: the row pool, the network input, the loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._torch import MLP, as_tensor, seeded
+from ._relaxation import relaxed_loss
+
+__all__ = ["TrainingPool", "network_input", "train_network"]
+
+
+def network_input(encoded, lam, lambda_eps, lambda_log_range):
+    """Network input: encoded device columns and ``log(λ + lambda_eps)`` mapped to [-1, 1]."""
+    parts = [Z for enc in encoded if enc for Z in enc.values()]
+    lo, hi = lambda_log_range
+    loglam = (torch.log(lam + lambda_eps) - (lo + hi) / 2) / ((hi - lo) / 2 + 1e-12)
+    return torch.cat(parts + [loglam], dim=1)
+
+
+class TrainingPool:
+    """Training rows with device encodings and references computed once."""
+
+    def __init__(self, obj, D, lam, fresh):
+        lat_enc, en_enc = obj.encode(D)
+        self.lat = lat_enc
+        self.en = en_enc
+        self.refs = as_tensor(obj.references(D))
+        self.lam = as_tensor(lam)
+        self.fresh = torch.as_tensor(fresh)
+        self.n = len(D)
+
+    def __len__(self):
+        return self.n
+
+    def encoded_rows(self, idx):
+        def pick(enc):
+            return None if enc is None else {k: v[idx] for k, v in enc.items()}
+
+        return pick(self.lat), pick(self.en)
+
+
+def train_network(est, obj, pool, blocks, hidden, seed, lam_range, *, device="cpu"):
+    """Train one optimizer network with the parameters of ``est``; returns (network, loss curve).
+
+    Each step draws a minibatch of pool rows, redraws the λ of the augmented
+    rows log-uniformly in ``lam_range`` (exact zeros with probability
+    ``est.lambda_zero_fraction``), relaxes the network's designs and descends
+    the predicted objective (:func:`~skedge.optimize._relaxation.relaxed_loss`).
+    The network trains on ``device`` and returns to the CPU; the predictors'
+    work runs where their weights are.
+    """
+    lo, hi = lam_range
+
+    def features(encoded, lam):
+        return network_input(encoded, lam, est.lambda_eps_, est.lambda_log_range_)
+
+    batch = min(est.batch_size, len(pool))
+    with seeded(seed):
+        lam_probe = torch.zeros(1, obj.n_lambdas)
+        n_in = features(pool.encoded_rows(torch.zeros(1, dtype=torch.long)), lam_probe).shape[1]
+        net = MLP(n_in, blocks.n_outputs(est.ordinal_shift), hidden, est.activation).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=est.learning_rate)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=est.n_steps, eta_min=est.learning_rate / 10)
+        curve, running = [], 0.0
+        for step in range(est.n_steps):
+            frac = step / max(1, est.n_steps - 1)
+            tau = est.tau_start * (est.tau_end / est.tau_start) ** frac
+            idx = torch.randint(len(pool), (batch,))
+            lam = pool.lam[idx].clone()
+            redraw = pool.fresh[idx]
+            if redraw.any():
+                m = int(redraw.sum())
+                u = torch.rand(m, obj.n_lambdas)
+                new = torch.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
+                new[torch.rand(m, obj.n_lambdas) < est.lambda_zero_fraction] = 0.0
+                lam[redraw] = new
+            encoded = pool.encoded_rows(idx)
+            logits = net(features(encoded, lam).to(device)).cpu()
+            loss, value = relaxed_loss(
+                obj, blocks, logits, encoded, lam, pool.refs[idx], tau,
+                relaxation=est.relaxation, n_samples=est.n_samples,
+                entropy_weight=est.entropy_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += value
+            if (step + 1) % 10 == 0 or step == est.n_steps - 1:
+                curve.append(running / ((step % 10) + 1))
+                running = 0.0
+                if est.verbose > 1 and (step + 1) % 200 == 0:
+                    print(f"  step {step + 1}: tau {tau:.3f} objective {curve[-1]:.4f}")
+    net.cpu().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net, np.asarray(curve)
