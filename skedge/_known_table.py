@@ -10,10 +10,14 @@ adapt, add_device, predict) lives in :mod:`skedge.crossdevice`.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from ._checks import OutOfRangeWarning
 from .devices import DEVICE_FEATURES, validate_device_table
 from .fewshot import KnownDeviceMix
 from .preprocessing import nearest_devices
@@ -56,12 +60,14 @@ class KnownDeviceTable:
 
     def _zero_log(self, designs, features):
         rows = np.hstack([designs, np.tile(features, (len(designs), 1))])
-        return np.log(self.zero_shot_net_.predict(rows))
+        with _quiet_encoded_range():
+            return np.log(self.zero_shot_net_.predict(rows))
 
     def _signature_log(self, designs, signature):
         rows = np.hstack([designs, np.zeros((len(designs), _N_FEATURES)),
                           np.tile(signature, (len(designs), 1))])
-        return np.log(self.signature_net_.predict(rows))
+        with _quiet_encoded_range():
+            return np.log(self.signature_net_.predict(rows))
 
     def _head_features(self, designs):
         mean, std = self.log_macs_stats_
@@ -104,6 +110,20 @@ class KnownDeviceTable:
             base = self._known_log(targets).mean(axis=1)
             at_shots = self._known_log(designs).mean(axis=1)
         return base + (logy - at_shots).mean()
+
+
+@contextlib.contextmanager
+def _quiet_encoded_range():
+    """Silence the networks' range warnings about *encoded* columns (``x31``, ...).
+
+    They name nothing a user can act on; a device unlike the known ones shows
+    in the adapted device's uncertainty instead. Warnings about the device's own
+    feature row (which name the field) still reach the user.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"DevicePerformanceRegressor: feature x\d+",
+                                category=OutOfRangeWarning)
+        yield
 
 
 def unique_rows(rows, int_rows=True):

@@ -9,8 +9,10 @@ which is refitted per device:
 * the **networks** — the spec-sheet network (zero-shot) or the signature
   network, which reads the device's latencies on the reference designs;
 * the **known devices** — their measured latencies, mixed to fit the shots
-  (:class:`~skedge.fewshot.KnownDeviceMix`) and matched to the whole predicted
-  profile (:func:`~skedge.fewshot.profile_mix`);
+  (:class:`~skedge.fewshot.KnownDeviceMix`: the correlation kernel, joined by
+  the non-negative least-squares mix once the shots outnumber the known
+  devices) and matched to the whole predicted profile
+  (:func:`~skedge.fewshot.profile_mix`);
 * the **shots themselves** — a ridge head on the design's one-hot encoding
   and log MACs, fitted to the residuals of the two above, its strength chosen
   by leave-one-out error over the shots (:class:`sklearn.linear_model.RidgeCV`,
@@ -139,7 +141,12 @@ class AdaptedDevice(RegressorMixin):
         self.signature_ = model._shot_signature(features, designs, y)
         logy = np.log(y)
         Ks = model._known_log(designs)
-        self.mix_ = KnownDeviceMix().fit(np.exp(Ks), y)
+        # The non-negative least-squares mix has a free weight per known device
+        # (plus an intercept): until the shots outnumber them it is not
+        # determined, and more known devices would only make it overfit. The
+        # correlation kernel has no free weights, so it serves every k.
+        method = "both" if self.n_shots_ > Ks.shape[1] + 1 else "kernel"
+        self.mix_ = KnownDeviceMix(method=method).fit(np.exp(Ks), y)
         net = model._signature_log(grid, self.signature_)
         guide = (1 - model.blend) * net + model.blend * self._mix_log(K)
         self._profile(guide, K)
