@@ -143,6 +143,7 @@ class FewShotAdapter(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.target_tags.positive_only = True  # measurements are latencies/energies
         return tags
 
 

@@ -197,3 +197,19 @@ def test_fit_rejects_bad_tables(bench, split):
     with pytest.raises(ValueError, match="at least 2 known devices"):
         one = groups == split[0][0]
         CrossDeviceRegressor(**FAST).fit(X[one], y[one], groups=groups[one])
+
+
+def test_fit_is_idempotent_and_records_the_input_width(bench, split):
+    """The properties scikit-learn's fitting checks test, on a valid pair table."""
+    X, y, groups = to_pairs(bench, devices=split[0][:4])
+    params = dict(FAST, n_train_designs=50)
+    first = CrossDeviceRegressor(**params)
+    assert first.fit(X, y, groups=groups) is first
+    assert first.n_features_in_ == X.shape[1]
+    again = clone(first).fit(X, y, groups=groups)
+    np.testing.assert_allclose(again.predict(X[:20]), first.predict(X[:20]), rtol=1e-9)
+    order = np.random.RandomState(0).permutation(20)
+    np.testing.assert_allclose(first.predict(X[:20][order]), first.predict(X[:20])[order],
+                               rtol=1e-9)
+    with pytest.raises(ValueError, match="features"):
+        first.predict(X[:, :-1])
