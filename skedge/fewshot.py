@@ -15,9 +15,9 @@ space's reference designs), two cheap steps improve it without retraining:
 The devices you already measured are a second, independent source of
 knowledge: :class:`KnownDeviceMix` predicts the new device as a mix of their
 latencies, fitted on the same k designs. Averaged (in log space) with the
-signature network, it ranks designs better than either alone (see
-:func:`skedge.evaluate.evaluate_predictors`). :func:`profile_mix` goes the
-other way: it matches a *predicted* latency profile over many designs to the
+signature network, it ranks designs better than either alone
+(:class:`skedge.CrossDeviceRegressor` combines these parts). :func:`profile_mix`
+goes the other way: it matches a *predicted* latency profile over many designs to the
 known devices that look most like it, and returns their measured latencies.
 """
 
@@ -190,7 +190,7 @@ class KnownDeviceMix(RegressorMixin, BaseEstimator):
     settings held out one piece of hardware at a time (10 shots), the mixes
     alone reach mean Spearman 0.951 (nnls) and 0.957 (kernel, temperature
     50), and the three-way log average of nnls, kernel and the signature
-    network 0.960 (see :func:`skedge.evaluate.evaluate_predictors`).
+    network 0.960 (measured with an earlier release; see ``docs/benchmarks_history.md``).
 
     Parameters
     ----------
@@ -338,7 +338,7 @@ def profile_mix(profile, known, *, temperature=100.0, return_weights=False):
     time, averaging this mix of the blended prediction into the blend raised
     the evaluation's 10-shot mean Spearman from 0.960 to 0.963 and the share
     within ±10 % from 0.825 to 0.838 (see
-    :func:`skedge.evaluate.evaluate_predictors`). Match the best prediction
+    ``docs/benchmarks_history.md``). Match the best prediction
     you have: matched to the signature network alone, which leans towards the
     most common kind of training device, it picked GPUs for a phone DSP.
 

@@ -493,7 +493,7 @@ def nearest_devices(known, device, *, n_neighbors=3):
     kind one-hot, signed log scale, median imputation with missing-value
     flags, standardization) and compared by Euclidean distance. Zero-shot, the
     latencies of a device's spec-sheet neighbours are a prior for its own:
-    :func:`skedge.evaluate.evaluate_predictors` blends their average ranking
+    :class:`skedge.CrossDeviceRegressor` blends their average ranking
     with the spec network's.
 
     Parameters
