@@ -156,7 +156,16 @@ class AdaptedDevice(RegressorMixin):
         self.head_rmse_ = float(residual.std() * np.sqrt(self.n_shots_ / max(self.n_shots_ - 1, 1)))
         if model.shot_head == "ridge" and self.n_shots_ >= 3:
             self.head_, self.head_rmse_ = _fit_head(model._head_features(designs), residual)
+        # Where the network and the known-device parts disagree, errors are larger:
+        # their disagreement, scaled so that its mean over the shots is 1, shapes
+        # the error the shots measured.
+        self._disagreement_scale = max(float(self._disagreement(designs, Ks).mean()), 1e-12)
         return self
+
+    def _disagreement(self, designs, K, net=None):
+        if net is None:
+            net = self.model._signature_log(designs, self.signature_)
+        return np.vstack([net, self._mix_log(K), K @ self.profile_weights_]).var(axis=0)
 
     def _profile(self, log_profile, K):
         _, self.profile_weights_ = profile_mix(np.exp(log_profile), np.exp(K),
@@ -219,11 +228,15 @@ class AdaptedDevice(RegressorMixin):
             return self._zero_shot(net, K, self._zero_stats.replay(), fit=False)
         net = model._signature_log(designs, self.signature_)
         log_pred = self._few_shot_log(designs, K, net)
-        parts = np.vstack([net, self._mix_log(K), K @ self.profile_weights_])
-        var = parts.var(axis=0)
         head = self.offset_ if self.head_ is None else \
             self.head_.predict(model._head_features(designs))
-        return log_pred + head, var + self.head_rmse_**2
+        shape = self._disagreement(designs, K, net) / self._disagreement_scale
+        if self.n_shots_ < 3:
+            # Too few shots to measure an error: the disagreement itself.
+            return log_pred + head, shape * self._disagreement_scale
+        # Half homoscedastic, half shaped by the disagreement: the mean over the
+        # shots is the head's leave-one-out error.
+        return log_pred + head, self.head_rmse_**2 * (1 + shape) / 2
 
     def predict(self, X, return_std=False):
         """Predicted latency (or energy) of designs on this device.
@@ -233,9 +246,11 @@ class AdaptedDevice(RegressorMixin):
         X : array-like of shape (n_designs, n_choices)
             Designs of the model's space (option indices).
         return_std : bool, default=False
-            Also return an uncertainty in target units: the disagreement of
-            the network and the known-device mixes, plus the residual head's
-            predictive spread, as a relative spread times the prediction.
+            Also return an uncertainty in target units (a log-scale spread
+            times the prediction). With three shots or more: the shot head's
+            leave-one-out error, larger where the network and the known-device
+            parts disagree. With fewer: that disagreement (zero-shot, plus how
+            much the spec-sheet neighbours differ in speed).
 
         Returns
         -------

@@ -69,7 +69,7 @@ def test_unseen_device_example_falls_back_to_the_simulator(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Real data not found" in proc.stdout
     assert "Falling back to the simulator" in proc.stdout
-    assert re.search(r"few-shot .* Spearman 0\.\d+", proc.stdout)
+    assert re.search(r"10 shots: Spearman 0\.\d+", proc.stdout)
 
 
 @pytest.mark.slow
