@@ -78,7 +78,12 @@ def signature_designs(bench, k=N_SIGNATURE):
     """
     measured = bench.latency.notna().all(axis=1).to_numpy()
     if measured.sum() < k:
-        raise ValueError(f"fewer than {k} designs are measured on every device.")
+        raise ValueError(
+            f"only {int(measured.sum())} designs are measured on every device; the evaluation "
+            f"needs {k} (the signature designs every device shares). Measure the space's "
+            "reference designs on the extra device (`skedge measure --include-reference`) "
+            "or more designs that the benchmark's devices also have, or leave it out of --extra."
+        )
     chosen = [int(i) for i in bench.reference_idx if measured[i]][:k]
     if len(chosen) < k:
         pool = np.flatnonzero(measured & ~np.isin(np.arange(len(measured)), chosen))

@@ -145,3 +145,13 @@ def test_learning_curve_and_train_devices(data_home):
     assert sorted(sk) == [0, 5, 10, 30]
     assert {r["n_train_devices"] for r in recs} == {4}
     assert sk[30]["n_designs"] == 15625 - 30
+
+
+def test_too_few_shared_designs_says_what_to_do(data_home, tmp_path):
+    """An extra device measured on a few designs only gets a message with a way out."""
+    bench = load_benchmark("nb201", data_home=data_home)
+    keep = bench.latency.notna().all(axis=1).to_numpy()
+    bench.latency = bench.latency.where(
+        np.arange(len(keep))[:, None] < 5, other=np.nan).iloc[:, :3]
+    with pytest.raises(ValueError, match="include-reference"):
+        signature_designs(bench)
