@@ -25,13 +25,7 @@ ROOT = Path(skedge.__file__).parent
 KNOWN_CYCLES = []  # the measurement-file format now lives in skedge.datasets
 
 #: Imports marked ``# lazy:`` (left out of the graph), as (module, imported module).
-LAZY_IMPORTS = {
-    # Compatibility re-exports of what left the schema / the spaces in #13; remove once
-    # skedge._job, skedge.evaluate and skedge.measure import from the new homes.
-    ("skedge.devices", "skedge.datasets"),
-    ("skedge.devices", "skedge.preprocessing"),
-    ("skedge.spaces.nb201", "skedge.datasets"),
-}
+LAZY_IMPORTS = set()  # the compatibility re-exports of #13 are gone
 
 #: Modules whose function-level imports must be marked ``# lazy:`` or ``# optional:``.
 TOP_IMPORTS_ONLY = [

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..devices import DEVICE_KINDS, describe_local_device
+from ..devices import DEVICE_KINDS
+from ._local import describe_local_device
 
 __all__ = ["describe_cuda_device"]
 
