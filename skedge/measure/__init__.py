@@ -22,10 +22,9 @@ Devices that cannot run Python get ONNX files (:func:`export_onnx`), timed
 there with their own tools; :func:`import_timings` reads the latencies back.
 
 Modules: :mod:`skedge.datasets._measurement_format` (the file format, shared with the
-loaders), ``_designs`` (which designs),
-``_timers`` (torch, CUDA, onnxruntime), ``_energy`` (NVML, RAPL),
-``_local`` (this machine's CPU), ``_context`` (device rows), ``_run`` (:func:`measure`), ``_export`` (ONNX),
-``_cli`` (the sub-commands).
+loaders), ``_designs`` (which designs), ``_timers`` (torch, CUDA, onnxruntime),
+``_energy`` (NVML, RAPL), ``_local`` (this machine's CPU), ``_context`` (device
+rows), ``_run`` (:func:`measure`), ``_export`` (ONNX), ``_cli`` (the sub-commands).
 """
 
 from ..datasets._measurement_format import measurement_columns, read_measurement_file

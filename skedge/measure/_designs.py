@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
-from ..datasets import nb201_arch_idx, nb201_designs
+from ..datasets import load_reference_designs, nb201_arch_idx, nb201_designs
 from ..spaces import get_space
 
 __all__ = ["read_designs_file", "select_designs"]
@@ -91,8 +91,6 @@ def select_designs(space, *, designs=None, n=None, include_reference=False, rand
         raise ValueError("give either designs or n (a number of designs to sample), not both.")
     parts, ranks, ids = [], [], []
     if include_reference:
-        from ..datasets import load_reference_designs
-
         ref, ref_ids = load_reference_designs(space, data_home=data_home, return_ids=True)
         ref = space.validate(ref, canonicalize=True)
         parts.append(ref)

@@ -74,7 +74,7 @@ def _mem_gb():
 
 
 def describe_local_device(*, threads=None, batch_size=1, name=None):
-    """Describe this machine's CPU as a device row in the :data:`~skedge.devices.DEVICE_FEATURES` schema.
+    """Describe this machine's CPU as a row of :data:`~skedge.devices.DEVICE_FEATURES`.
 
     Parameters
     ----------
