@@ -27,8 +27,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _safetensors_numpy():
     try:
-        # optional: safetensors is the 'safe' extra; joblib persistence works without it.
-        import safetensors.numpy as st
+        import safetensors.numpy as st  # optional: the 'safe' extra; joblib works without it
     except ImportError as exc:  # pragma: no cover - safetensors is a test dependency
         raise ImportError(
             "save_model/load_model need the 'safetensors' package: "
