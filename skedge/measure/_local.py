@@ -1,7 +1,7 @@
 """This machine's CPU as a device row: :func:`describe_local_device`.
 
 Read from the OS (``/proc/cpuinfo``, ``/sys/devices/system/cpu``, ``sysconf``);
-what cannot be read stays NaN. The schema is :mod:`skedge.devices`'.
+what cannot be read stays NaN. The row follows the schema of :mod:`skedge.devices`.
 """
 
 from __future__ import annotations
