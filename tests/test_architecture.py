@@ -168,6 +168,8 @@ def test_fixed_cycles_stay_fixed():
     edges, _ = _graph()
     assert "skedge.preprocessing" not in edges["skedge.devices"]
     assert not {m for m in edges["skedge.devices"] if m.startswith("skedge.datasets")}
+    # The schema module is the schema only: no file, no encoder, no machine (#13).
+    assert edges["skedge.devices"] <= {"skedge._checks"}
     for module in MODULES:
         if module.startswith("skedge.spaces"):
             assert all(t.startswith("skedge.spaces") for t in edges[module]), module
