@@ -17,6 +17,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 
@@ -183,8 +184,6 @@ def load_model_file(path, *, check, expected):
     CommandFailed
         The file is truncated, not a joblib file, or holds something else.
     """
-    import joblib
-
     path = Path(path)
     try:
         obj = joblib.load(path)

@@ -14,6 +14,9 @@ import time
 import numpy as np
 import pandas as pd
 
+from .datasets import make_edge_benchmark
+from .devices import DEVICE_KINDS
+
 __all__ = ["register", "run_demo", "family_summary"]
 
 
@@ -44,8 +47,6 @@ def family_summary(bench):
         Spearman correlation between families of the per-design geometric mean
         latency over each family's devices.
     """
-    from .devices import DEVICE_KINDS
-
     log_lat = np.log(bench.latency)
     family = bench.family
     medians = bench.latency.median()
@@ -64,8 +65,6 @@ def family_summary(bench):
 
 def run_demo(args):
     """Run ``skedge demo``; returns the exit status."""
-    from .datasets import make_edge_benchmark
-
     start = time.perf_counter()
     bench = make_edge_benchmark(
         args.space, n_designs=args.n_designs, n_devices=args.n_devices,

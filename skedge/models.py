@@ -19,6 +19,8 @@ import warnings
 import torch
 from sklearn.utils import check_random_state
 from torch import nn
+from torch.ao.quantization import get_default_qconfig_mapping
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 from .spaces import FBNetSpace, NB201Space, OFASpace, get_space
 from .spaces.fbnet import FBNET_BLOCKS, FBNET_OPS, _parse_op
@@ -377,9 +379,6 @@ def build_model(space, design, *, num_classes=None, quantize=None, random_state=
 
 def _quantize_int8(model):
     """Post-training static int8 quantization in FX graph mode, random calibration."""
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
     engine = torch.backends.quantized.engine
     if engine == "none":
         raise ValueError("this PyTorch build has no quantized CPU engine; int8 is unavailable.")

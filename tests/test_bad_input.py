@@ -31,10 +31,10 @@ from skedge._checks import (
     load_model_file,
 )
 from skedge.cli import build_parser
+from skedge.datasets import read_device_file
 from skedge.devices import (
     DEVICE_FEATURES,
     FEATURE_BOUNDS,
-    read_device_file,
     validate_device_table,
 )
 from skedge.pipelines import make_accuracy_pipeline

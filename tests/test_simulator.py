@@ -120,6 +120,21 @@ def test_same_seed_same_benchmark():
     np.testing.assert_array_equal(a.reference_idx, b.reference_idx)
 
 
+@pytest.mark.parametrize("space, seed, latency, energy, accuracy, designs", [
+    ("nb201", 0, 3446.5052699637054, 47088.34717173304, 3611.3652936552216, 503),
+    ("ofa-quant", 1, 13872.341411725458, 61930.383816167894, 2939.131893620243, 3037),
+])
+def test_benchmark_pinned(space, seed, latency, energy, accuracy, designs):
+    # Sums recorded before the simulator was split into modules (#13): a refactoring must
+    # leave the numbers as they were (the rtol only absorbs summation-order rounding).
+    b = make_edge_benchmark(space, n_designs=40, n_devices=8, random_state=seed,
+                            large_batch_fraction=0.5)
+    assert int(b.designs.sum()) == designs
+    np.testing.assert_allclose(
+        [b.latency.to_numpy().sum(), b.energy.to_numpy().sum(), b.accuracy.sum()],
+        [latency, energy, accuracy], rtol=1e-12)
+
+
 def test_different_seed_different_benchmark():
     a = make_edge_benchmark("nb201", n_designs=60, n_devices=6, random_state=7)
     b = make_edge_benchmark("nb201", n_designs=60, n_devices=6, random_state=8)

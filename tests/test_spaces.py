@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from skedge.datasets import nb201_arch_idx, nb201_designs
 from skedge.spaces import DesignSpace, FBNetSpace, NB201Space, OFASpace, get_space
 from skedge.spaces.ofa import BITS, DEPTHS, EXPANDS, KERNELS, N_STAGES, RESOLUTIONS
 
@@ -350,12 +351,12 @@ def test_nb201_all_cells_against_archs_csv(data_home):
     assert space.to_strings(X) == df["arch_str"].tolist()
     np.testing.assert_array_equal(space.from_strings(df["arch_str"].tolist()), X)
     idx = df["arch_idx"].to_numpy()
-    np.testing.assert_array_equal(space.to_arch_idx(X, data_home=data_home), idx)
-    np.testing.assert_array_equal(space.from_arch_idx(idx, data_home=data_home), X)
+    np.testing.assert_array_equal(nb201_arch_idx(X, data_home=data_home), idx)
+    np.testing.assert_array_equal(nb201_designs(idx, data_home=data_home), X)
     # The table covers the whole space exactly once.
     assert len(np.unique(X, axis=0)) == space.size
     with pytest.raises(ValueError, match="outside"):
-        space.from_arch_idx([15_625], data_home=data_home)
+        nb201_designs([15_625], data_home=data_home)
 
 
 def test_nb201_degenerate_cells_in_data(data_home):

@@ -1,5 +1,6 @@
 """Benchmarks: the embedded simulator and loaders for the real measured data."""
 
+from ._device_population import DEVICE_FAMILIES, make_device_population
 from ._devices import load_devices, read_device_file
 from ._home import data_file, get_data_home
 from ._measurements import load_measurements
@@ -12,7 +13,7 @@ from ._real import (
     nb201_arch_idx,
     nb201_designs,
 )
-from ._simulator import DEVICE_FAMILIES, make_device_population, make_edge_benchmark
+from ._simulator import make_edge_benchmark
 
 __all__ = ["get_data_home", "data_file", "to_pairs", "merge_benchmarks"]
 __all__ += ["load_nb201", "load_fbnet", "load_ofa", "load_reference_designs", "nb201_arch_idx",

@@ -12,7 +12,7 @@ the design in progress; ``resume=True`` repairs a torn last line and skips
 what the file holds.
 
 Every row carries the device's feature row (:data:`~skedge.devices.DEVICE_FEATURES`,
-from :func:`~skedge.devices.describe_local_device` or
+from :func:`describe_local_device` or
 :func:`describe_cuda_device`) and the conditions of the measurement (threads,
 batch size, load average, CPU governor, versions), so one file copied back
 from a phone, a board or a GPU server is self-contained:
@@ -21,10 +21,10 @@ from a phone, a board or a GPU server is self-contained:
 Devices that cannot run Python get ONNX files (:func:`export_onnx`), timed
 there with their own tools; :func:`import_timings` reads the latencies back.
 
-Modules: ``_format`` (the file format), ``_designs`` (which designs),
-``_timers`` (torch, CUDA, onnxruntime), ``_energy`` (NVML, RAPL),
-``_context`` (device rows), ``_run`` (:func:`measure`), ``_export`` (ONNX),
-``_cli`` (the sub-commands).
+Modules: :mod:`skedge.datasets._measurement_format` (the file format, shared with the
+loaders), ``_designs`` (which designs), ``_timers`` (torch, CUDA, onnxruntime),
+``_energy`` (NVML, RAPL), ``_local`` (this machine's CPU), ``_context`` (device
+rows), ``_run`` (:func:`measure`), ``_export`` (ONNX), ``_cli`` (the sub-commands).
 """
 
 from ..datasets._measurement_format import measurement_columns, read_measurement_file
@@ -39,6 +39,7 @@ from ._energy import (
     open_energy_counter,
 )
 from ._export import export_onnx, import_timings, read_manifest
+from ._local import describe_local_device
 from ._run import measure, repeatability
 from ._timers import time_model, time_onnx_model, time_runs
 
@@ -46,6 +47,7 @@ __all__ = [
     "NvmlCounter",
     "RaplCounter",
     "describe_cuda_device",
+    "describe_local_device",
     "energy_per_run",
     "export_onnx",
     "idle_baseline",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..spaces import get_space
 from ._designs import read_designs_file
+from ._export import export_onnx, import_timings
+from ._run import measure, repeatability
 
 __all__ = ["register"]
 
@@ -107,8 +109,6 @@ def _designs(args):
 
 
 def _run_measure(args):
-    from ._run import measure, repeatability
-
     space, designs = _designs(args)
     frame = measure(
         space, args.out, designs=designs, n=args.n, include_reference=args.include_reference,
@@ -138,8 +138,6 @@ def _run_measure(args):
 
 
 def _run_export(args):
-    from ._export import export_onnx
-
     space, designs = _designs(args)
     manifest = export_onnx(space, args.out, designs=designs, n=args.n,
                            include_reference=args.reference, random_state=args.random_state,
@@ -150,8 +148,6 @@ def _run_export(args):
 
 
 def _run_import(args):
-    from ._export import import_timings
-
     frame = import_timings(args.models, args.timings, args.out, device_name=args.device_name,
                            device_features=args.device_features, resume=args.resume)
     mine = frame[frame["device"] == args.device_name]

@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..devices import DEVICE_KINDS, describe_local_device
+from .._version import __version__
+from ..devices import DEVICE_KINDS
+from ._energy import _nvml_handle
+from ._local import describe_local_device
 
 __all__ = ["describe_cuda_device"]
 
@@ -50,9 +53,7 @@ def _nvml_info(index):
     """Clocks, bandwidth, power limit and driver of a GPU from NVML; {} without it."""
     try:
         # nvidia-ml-py is optional: without it these features stay unknown (NaN).
-        import pynvml as nvml
-
-        from ._energy import _nvml_handle
+        import pynvml as nvml  # optional: nvidia-ml-py, only on NVIDIA machines
 
         nvml.nvmlInit()
         h = _nvml_handle(nvml, index)
@@ -133,8 +134,6 @@ def _slug(text):
 def device_context(*, threads, batch_size, quantize, device_name, target="cpu",
                    backend="torch", cuda_graphs=False):
     """``(device name, feature row, context columns)`` of one device setting."""
-    from .. import __version__
-
     row = describe_local_device(threads=threads, batch_size=batch_size)
     context = {
         "cpu_model": row.attrs.get("cpu_model", ""),
@@ -154,7 +153,7 @@ def device_context(*, threads, batch_size, quantize, device_name, target="cpu",
         default = f"cuda_{_slug(gpu['gpu_name'])}"
     if backend == "onnxruntime":
         # onnxruntime is optional; this runs only for its backend, after the runner opened.
-        import onnxruntime
+        import onnxruntime  # optional: the "profile" extra, only for this backend
 
         context["backend_version"] = onnxruntime.__version__
         default += "_ort"

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
+from ..datasets import load_reference_designs, nb201_arch_idx, nb201_designs
 from ..spaces import get_space
 
 __all__ = ["read_designs_file", "select_designs"]
@@ -26,7 +27,7 @@ def _design_ids(space, X, data_home):
     if space.name != "nb201":
         return None
     try:
-        return space.to_arch_idx(X, data_home=data_home)
+        return nb201_arch_idx(X, data_home=data_home)
     except FileNotFoundError:
         return None
 
@@ -90,8 +91,6 @@ def select_designs(space, *, designs=None, n=None, include_reference=False, rand
         raise ValueError("give either designs or n (a number of designs to sample), not both.")
     parts, ranks, ids = [], [], []
     if include_reference:
-        from ..datasets import load_reference_designs
-
         ref, ref_ids = load_reference_designs(space, data_home=data_home, return_ids=True)
         ref = space.validate(ref, canonicalize=True)
         parts.append(ref)
@@ -176,7 +175,7 @@ def read_designs_file(path, space, *, data_home=None):
             return space.from_strings(df[col].tolist())
     if first == ["arch_idx"] and space.name == "nb201":
         df = pd.read_csv(path)
-        return space.from_arch_idx(df["arch_idx"].to_numpy(), data_home=data_home)
+        return nb201_designs(df["arch_idx"].to_numpy(), data_home=data_home)
     try:
         return space.from_strings([ln.strip() for ln in lines])
     except ValueError as exc:

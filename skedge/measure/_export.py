@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import models  # models.build_model, looked up at call time (tests replace it)
+from .._version import __version__
 from ..datasets import read_device_file
 from ..datasets._measurement_format import (
     _append_line,
@@ -80,9 +82,6 @@ def export_onnx(space, out_dir, *, designs=None, n=None, include_reference=False
     """
     # onnx is optional (the "profile" extra): the exporter's output is edited with it.
     onnx = optional_import("onnx", "exporting ONNX models")
-    from .. import __version__
-    from ..models import build_model
-
     space = get_space(space)
     (batch_size,) = _positive(batch_size=batch_size)
     X, ranks, ids = select_designs(space, designs=designs, n=n,
@@ -95,7 +94,7 @@ def export_onnx(space, out_dir, *, designs=None, n=None, include_reference=False
     key = _space_key(space)
     rows = []
     for i, x in enumerate(X):
-        model = build_model(space, x)
+        model = models.build_model(space, x)
         model_id = f"{key}_{i:05d}"
         design_str = space.to_string(x)
         buf = io.BytesIO()
@@ -291,8 +290,6 @@ def import_timings(models, timings, out, *, device_name, device_features=None, r
     if existing is not None and len(existing):
         held = set(existing.loc[existing["device"] == device_name, "design_str"])
     by_key = manifest.assign(_key=known).set_index("_key")
-    from .. import __version__
-
     out = Path(out)
     write_header = not out.exists() or out.stat().st_size == 0
     n_new = 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import models as _models  # _models.build_model: looked up at call time (tests replace it)
 from .._torch import check_device
 from ..datasets._measurement_format import (
     _append_line,
@@ -22,6 +23,7 @@ from ..spaces import get_space
 from ._context import _loadavg, device_context
 from ._designs import _non_negative, select_designs
 from ._energy import energy_per_run, idle_baseline, open_energy_counter
+from ._export import read_manifest
 from ._optional import optional_import
 from ._timers import _positive, onnx_runner, time_runs, torch_runner
 
@@ -31,8 +33,6 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 def _onnx_designs(space, models, batch_size):
-    from ._export import read_manifest
-
     manifest = read_manifest(models, space=space)
     fixed = int(manifest["batch_size"].iloc[0])
     if batch_size not in (None, fixed):
@@ -171,13 +171,13 @@ def measure(space, out, *, designs=None, n=None, include_reference=False, random
     >>> df["status"].tolist(), bool((df["latency_ms"] > 0).all())
     (['ok', 'ok'], True)
     """
-    from ..models import QUANTIZE_MODES, build_model
-
     space = get_space(space)
     threads, repeats, rounds = _positive(threads=threads, repeats=repeats, rounds=rounds)
     warmup = _non_negative(warmup=warmup)
-    if quantize is not None and quantize not in QUANTIZE_MODES:
-        raise ValueError(f"quantize must be None or one of {QUANTIZE_MODES}, got {quantize!r}.")
+    if quantize is not None and quantize not in _models.QUANTIZE_MODES:
+        raise ValueError(
+            f"quantize must be None or one of {_models.QUANTIZE_MODES}, got {quantize!r}."
+        )
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
     target = str(check_device(device, what="device"))
@@ -248,7 +248,7 @@ def measure(space, out, *, designs=None, n=None, include_reference=False, random
                     run, _ = onnx_runner(files[i], threads=threads)
                     runner = contextlib.nullcontext((run, None))
                 else:
-                    runner = torch_runner(build_model(space, x, quantize=quantize),
+                    runner = torch_runner(_models.build_model(space, x, quantize=quantize),
                                           batch_size=batch_size, device=target,
                                           cuda_graphs=cuda_graphs)
                 with runner as (run, sync):

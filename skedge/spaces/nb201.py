@@ -27,8 +27,9 @@ class NB201Space(DesignSpace):
     0 none, 1 skip_connect, 2 nor_conv_1x1, 3 nor_conv_3x3, 4 avg_pool_3x3.
 
     The official benchmark index (``arch_idx``) is a fixed permutation that only
-    the benchmark's own table defines, so :meth:`to_arch_idx` and
-    :meth:`from_arch_idx` read ``nb201/archs.csv`` from the data home.
+    the benchmark's own table defines; it lives with the data, in
+    :func:`skedge.datasets.nb201_arch_idx` and :func:`skedge.datasets.nb201_designs`
+    (which read ``nb201/archs.csv`` from the data home).
 
     Examples
     --------
@@ -78,22 +79,6 @@ class NB201Space(DesignSpace):
                     )
                 row.append(NB201_OPS.index(m.group(1)))
         return np.array(row, dtype=np.int64)
-
-    # ------------------------------------------------------- official indices
-    # Compatibility: the official index lives in the data files, which skedge.datasets
-    # reads. These methods delegate there for callers not yet updated (skedge.measure,
-    # #17); tests/test_architecture.py lists the lazy imports.
-    def to_arch_idx(self, X, data_home=None):
-        """Official ``arch_idx`` of each design: :func:`skedge.datasets.nb201_arch_idx`."""
-        from ..datasets import nb201_arch_idx  # lazy: compatibility (#13)
-
-        return nb201_arch_idx(X, data_home=data_home)
-
-    def from_arch_idx(self, arch_idx, data_home=None):
-        """Designs of official ``arch_idx`` values: :func:`skedge.datasets.nb201_designs`."""
-        from ..datasets import nb201_designs  # lazy: compatibility (#13)
-
-        return nb201_designs(arch_idx, data_home=data_home)
 
     #: Channels of the three stages of the CIFAR skeleton, cells per stage, input size.
     stage_channels = (16, 32, 64)
