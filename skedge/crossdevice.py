@@ -244,55 +244,6 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         self._fit_networks(designs, X[:, n:], groups)
         return self
 
-    def _store_known(self, designs, feats, y, groups, names):
-        grid, pos = unique_rows(designs)
-        table = np.full((len(grid), len(names)), np.nan)
-        col = {nm: j for j, nm in enumerate(names)}
-        cols = np.array([col[g] for g in groups])
-        table[pos, cols] = y
-        features = np.empty((len(names), _N_FEATURES))
-        for j, nm in enumerate(names):
-            rows = feats[cols == j]
-            same = np.all((rows == rows[0]) | (np.isnan(rows) & np.isnan(rows[0])), axis=1)
-            if not same.all():
-                raise ValueError(f"device {nm!r} has more than one feature row in X.")
-            features[j] = rows[0]
-        # Degenerate designs read ~0 ms on some devices: floor every device at
-        # its own 1st percentile before any log.
-        floor = np.nanquantile(table, 0.01, axis=0)
-        positive = np.where(table > 0, table, np.inf).min(axis=0)
-        floor = np.where(floor > 0, floor, positive)
-        if not np.isfinite(floor).all():
-            raise ValueError(f"device {names[int(np.argmin(np.isfinite(floor)))]!r} has no "
-                             "positive measurement.")
-        self.device_names_ = names
-        self.device_features_ = features
-        self.grid_designs_ = grid
-        self.measured_log_ = np.log(np.maximum(table, floor))  # NaN stays NaN
-        self.reference_designs_ = self._references(grid, table)
-        self._pos_of = None
-        self._rows = (pos, cols)
-
-    def _references(self, grid, table):
-        everywhere = np.isfinite(table).all(axis=1)
-        if self.reference_designs is not None:
-            refs = self.space_.validate(self.reference_designs, canonicalize=True)
-            at = self._positions(refs, grid)
-            missing = [i for i, p in enumerate(at) if p < 0 or not everywhere[p]]
-            if missing:
-                raise ValueError(
-                    f"reference design {missing[0]} ({self.space_.to_string(refs[missing[0]])}) "
-                    "is not measured on every known device."
-                )
-            return refs
-        pool = np.flatnonzero(everywhere)
-        if len(pool) < self.n_references:
-            raise ValueError(f"fewer than {self.n_references} designs are measured on every "
-                             "known device; pass reference_designs or lower n_references.")
-        order = pool[np.argsort(self.space_.macs(grid[pool]), kind="stable")]
-        picks = np.linspace(0, len(order) - 1, self.n_references + 2)[1:-1].round().astype(int)
-        return grid[order[picks]]
-
     def _seeds(self):
         if isinstance(self.random_state, Integral):
             seed = int(self.random_state)
