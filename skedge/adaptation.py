@@ -9,9 +9,9 @@ which is refitted per device:
 * the **networks** — the spec-sheet network (zero-shot) or the signature
   network, which reads the device's latencies on the reference designs;
 * the **known devices** — their measured latencies, mixed to fit the shots
-  (:class:`~skedge.fewshot.KnownDeviceMix`: the correlation kernel, joined by
-  the non-negative least-squares mix once the shots outnumber the known
-  devices) and matched to the whole predicted profile
+  (:class:`~skedge.fewshot.KnownDeviceMix`: the non-negative least-squares mix
+  and the correlation kernel; the kernel alone with fewer shots than reference
+  designs) and matched to the whole predicted profile
   (:func:`~skedge.fewshot.profile_mix`);
 * the **shots themselves** — a ridge head on the design's one-hot encoding
   and log MACs, fitted to the residuals of the two above, its strength chosen
@@ -141,11 +141,11 @@ class AdaptedDevice(RegressorMixin):
         self.signature_ = model._shot_signature(features, designs, y)
         logy = np.log(y)
         Ks = model._known_log(designs)
-        # The non-negative least-squares mix has a free weight per known device
-        # (plus an intercept): until the shots outnumber them it is not
-        # determined, and more known devices would only make it overfit. The
-        # correlation kernel has no free weights, so it serves every k.
-        method = "both" if self.n_shots_ > Ks.shape[1] + 1 else "kernel"
+        # With fewer shots than reference designs the device's own signature is
+        # partly imputed, and a non-negative least-squares weight per known
+        # device is fitted on a handful of points: only the correlation kernel,
+        # which has no free weights, is used then.
+        method = "both" if self.n_shots_ >= len(model.reference_designs_) else "kernel"
         self.mix_ = KnownDeviceMix(method=method).fit(np.exp(Ks), y)
         net = model._signature_log(grid, self.signature_)
         guide = (1 - model.blend) * net + model.blend * self._mix_log(K)
