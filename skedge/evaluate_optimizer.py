@@ -275,7 +275,7 @@ def _throughput(opt, D, rng, n=100_000):
                             np.full((n, len(opt.objective_.lambda_names)), 0.05)])
     opt.predict(rows[:1000])  # warm-up
     t = time.perf_counter()
-    opt.predict_network(rows)
+    opt.predict(rows)  # the whole predict: networks, selection and refinement if any
     return float(n / (time.perf_counter() - t))
 
 
@@ -305,11 +305,14 @@ def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params,
     opt = AmortizedDesignOptimizer(space=space, accuracy=acc, latency=lat, energy=en,
                                    random_state=random_state, **optimizer_params).fit(rows)
     _log(verbose, f"optimizer fitted in {time.perf_counter() - t0:.0f}s")
+    # λ_lat log-spaced over the trained range and λ_en the same values reversed: every
+    # weight stays inside LAMBDA_RANGE (an earlier grid took λ_en = λ_lat / 10 down to 1e-4,
+    # below the range the optimizer is trained on).
     lo, hi = opt.lambda_range
     lam = np.geomspace(lo, hi, n_lambdas)
     D_test = bench.devices.loc[tests, list(DEVICE_FEATURES)].to_numpy()
     Xo = np.column_stack([np.repeat(D_test, n_lambdas, axis=0), np.tile(lam, len(tests)),
-                          np.tile(lam[::-1] / 10, len(tests))])
+                          np.tile(lam[::-1], len(tests))])
     t1 = time.perf_counter()
     designs_opt = opt.predict(Xo)
     opt_s = (time.perf_counter() - t1) / len(Xo)
@@ -368,11 +371,16 @@ def register(subparsers):
     p.add_argument("--n-lambdas", type=int, default=24, metavar="N",
                    help="λ values per test device, log-spaced over the optimizer's range "
                         "(default 24)")
-    p.add_argument("--n-estimators", type=int, default=1, metavar="N",
-                   help="optimizer networks (ensemble; 4 with --refine 1 is robust across "
-                        "seeds; default 1)")
-    p.add_argument("--refine", type=int, default=0, metavar="K",
-                   help="greedy refinement rounds after the network (default 0)")
+    p.add_argument("--n-estimators", type=int, default=None, metavar="N",
+                   help="optimizer networks trained on the objective (teachers of the "
+                        "distilled network; default: the optimizer's, 4)")
+    p.add_argument("--refine", type=int, default=None, metavar="K",
+                   help="greedy refinement rounds after the network at predict time "
+                        "(default: the optimizer's, 0)")
+    p.add_argument("--distill", type=int, default=None, metavar="N",
+                   help="rows labelled by the refined ensemble to train the one network "
+                        "predict uses (0: predict with the ensemble itself; default: the "
+                        "optimizer's, 16384)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed of the samples, the networks and the held-out devices (default 0)")
     p.add_argument("--json", default=None, metavar="FILE",
@@ -386,13 +394,16 @@ def _run(args):
         check_writable(args.json, "--json")
     for option, value, low in (("--n-lambdas", args.n_lambdas, 2),
                                ("--n-estimators", args.n_estimators, 1),
-                               ("--refine", args.refine, 0)):
-        if value < low:
+                               ("--refine", args.refine, 0),
+                               ("--distill", args.distill, 0)):
+        if value is not None and value < low:
             raise ValueError(f"{option} must be at least {low}, got {value}.")
+    params = {k: v for k, v in (("n_estimators", args.n_estimators), ("refine", args.refine),
+                                ("distill", args.distill)) if v is not None}
     tests = [t for t in args.test_devices.split(",") if t] if args.test_devices else None
     summary, records = evaluate_optimizer(
         args.space, data_home=args.data_home, test_devices=tests, n_lambdas=args.n_lambdas,
-        optimizer_params={"n_estimators": args.n_estimators, "refine": args.refine},
+        optimizer_params=params,
         random_state=args.random_state, verbose=0 if args.quiet else 1,
     )
     width = max(len(k) for k in summary)
