@@ -51,6 +51,7 @@ from ._job_checks import (
     parse_lambdas,
     parse_test,
 )
+from ._job_shots import adapt_devices, read_shots
 from .devices import DEVICE_FEATURES, DEVICE_KINDS
 
 __all__ = ["SIZES", "apply_job", "design_summary", "load_models", "register", "run_job"]
@@ -81,7 +82,8 @@ SIZES = {
         "accuracy": {"hidden_layer_sizes": (32,), "max_epochs": 5, "batch_size": 128},
         "performance": {"hidden_layer_sizes": (32,), "max_epochs": 3, "batch_size": 256},
         "optimizer": {"hidden_layer_sizes": (32,), "n_steps": 20, "batch_size": 64,
-                      "n_augment": 128},
+                      "n_augment": 128, "n_estimators": 2, "distill": 256,
+                      "distill_refine": 1},
         "n_optimizer_rows": 64,
         "search": {"population_size": 20, "n_cycles": 40, "sample_size": 5, "n_offspring": 10},
     },
@@ -177,6 +179,11 @@ def register(subparsers):
                    help="also give the most accurate design with predicted energy <= MJ")
     a.add_argument("--space", default=None,
                    help="refuse models fitted for another design space")
+    a.add_argument("--shots", default=None, metavar="CSV",
+                   help="measurements written by `skedge measure` on some of the --device "
+                        "devices (any designs, the reference designs included or not): their "
+                        "latency (and energy) predictors are adapted to the shots and their "
+                        "designs chosen under the adapted predictions")
     a.add_argument("--quiet", action="store_true", help="print only the designs")
     a.set_defaults(func=apply_job)
 
@@ -852,6 +859,7 @@ def apply_job(args):
     """Run ``skedge apply`` (see the module docstring); returns the exit status."""
     from .datasets import read_device_file
     from .optimize import best_under_constraints, pareto_front
+    from .optimize._adapted import AdaptedObjective, design_with_shots
     from .spaces import get_space
 
     device_path = Path(args.device)
@@ -866,6 +874,7 @@ def apply_job(args):
         raise ValueError(
             f"the models in {args.models} were fitted for {man['space']!r}, not {args.space!r}."
         )
+    shots = read_shots(args.shots, space, table) if args.shots else {}
     obj = opt.objective_
     if obj.n_device_columns != len(DEVICE_FEATURES):
         raise ValueError(
@@ -892,6 +901,16 @@ def apply_job(args):
     designs = opt.predict(X)
     seconds = time.perf_counter() - start
     m = obj.metrics(designs, X[:, : obj.n_device_columns])
+    refs = obj.references(X[:, : obj.n_device_columns])
+    adapted = adapt_devices(models, table, shots)
+    for name, (replace, _) in adapted.items():
+        mine = np.flatnonzero(np.asarray(names) == name)
+        d = X[mine[0], : obj.n_device_columns]
+        designs[mine], _, _ = design_with_shots(opt, d, X[mine, obj.n_device_columns:], replace)
+        sub = AdaptedObjective(obj, replace)
+        for k, v in sub.metrics(designs[mine], d).items():
+            m[k][mine] = v
+        refs[mine] = sub.references(X[mine, : obj.n_device_columns])
     frame = pd.DataFrame({"device": names, "lambda_latency": lams})
     if with_energy:
         frame["lambda_energy"] = lam_en
@@ -901,13 +920,15 @@ def apply_job(args):
     frame["latency_ms"] = m["latency"]
     if with_energy:
         frame["energy_mJ"] = m["energy"]
-    frame["objective"] = obj.value_from_metrics(m, X[:, obj.n_device_columns:],
-                                                obj.references(X[:, : obj.n_device_columns]))
+    frame["objective"] = obj.value_from_metrics(m, X[:, obj.n_device_columns:], refs)
     if not args.quiet:
         print(f"Models: {args.models} ({man['space']}, {man.get('data', '?')}, created "
               f"{man.get('created', '?')}); {len(table)} device(s) from {device_path}; "
               f"{len(X)} designs in {_format_seconds(seconds)}.")
-        print(_legend(space) + ". Metrics are predicted.")
+        print(_legend(space) + ". Metrics are predicted"
+              + (" (adapted to the shots where a device has them)." if adapted else "."))
+        for _, line in adapted.values():
+            print("Shots: " + line)
     for device, block in frame.groupby("device", sort=False):
         kind = _kind_name(table.loc[device, "kind"])
         print(f"\n{device} ({kind})" + (f", λ_en = {lam_en:g}" if with_energy else ""))
