@@ -412,7 +412,7 @@ default="gumbel-softmax"
             kind_column=kind_column(obj), random_state=rng,
         )
         D, lam = rows[:, : obj.n_device_columns], rows[:, obj.n_device_columns:]
-        teacher, values = best_of(obj, self._candidates(obj, D, lam), D, lam,
+        teacher, _ = best_of(obj, self._candidates(obj, D, lam), D, lam,
                                   self.distill_refine)
         net, curve = distill_network(self, obj, blocks, hidden, D, lam, teacher,
                                      int(rng.randint(np.iinfo(np.int32).max)))
