@@ -51,7 +51,7 @@ from ._job_checks import (
     parse_lambdas,
     parse_test,
 )
-from ._job_shots import adapt_devices, read_shots
+from ._job_shots import adapt_devices, read_shots, zero_vs_few_shot
 from .devices import DEVICE_FEATURES, DEVICE_KINDS
 
 __all__ = ["SIZES", "apply_job", "design_summary", "load_models", "register", "run_job"]
@@ -467,14 +467,18 @@ def run_job(args):
                            f"{len(lambdas)} λ: optimizer vs search"):
             results = _compare(data, models, optimizer, lambdas, lam_en, sizes,
                                args.random_state)
+            shot_table = zero_vs_few_shot(data, models, optimizer, lambdas, lam_en,
+                                          args.random_state)
         with progress.step("save", f"Saving models and plots to {out}/"):
             files = _save(out, data, models, optimizer, lambdas, lam_en, space, args,
                           progress.seconds)
             results.to_csv(out / "results.csv", index=False)
-            files.append("results.csv")
+            shot_table.to_csv(out / "shots.csv", index=False)
+            files += ["results.csv", "shots.csv"]
             plots = _plot_fronts(out, data, optimizer, results, lam_en)
     total = time.perf_counter() - start
     _print_results(data, results, lam_en)
+    _print_shots(data, shot_table)
     print(f"\nSaved to {out}/: " + ", ".join(files + plots))
     if not plots:
         print("No Pareto-front plots: matplotlib is not installed (pip install matplotlib, or "
@@ -662,6 +666,32 @@ def _print_results(data, results, lam_en):
             rel = np.abs(results[name] / results["true_" + name] - 1)
             err.append(f"{name.split('_')[0]} {np.median(rel) * 100:.0f}%")
     print("Prediction error on these designs (median over the table): " + ", ".join(err) + ".")
+
+
+def _print_shots(data, table):
+    k = int(table["shots"].max())
+    truth = "simulated" if data.source == "simulator" else "measured"
+    print(f"\nZero-shot vs {k}-shot designs for the unseen devices: {k} measured designs per "
+          "device adapt its latency (and energy) predictor, and the design is chosen under "
+          f"the adapted predictions (as `skedge apply --shots`). Metrics are {truth} (the "
+          "truth); f is the true objective (lower is better).")
+    shown = pd.DataFrame({
+        "device": table["device"], "λ_lat": table["lambda_latency"].map("{:g}".format),
+        "shots": table["shots"], "design": design_summary(data.space, data.space.from_strings(
+            table["design"])),
+        "true acc %": table["true_accuracy"].map("{:.1f}".format),
+        "true lat ms": table["true_latency_ms"].map(_fmt_metric)})
+    if "true_energy_mJ" in table:
+        shown["true en mJ"] = table["true_energy_mJ"].map(_fmt_metric)
+    shown["true f"] = table["true_objective"].map("{:.4f}".format)
+    order = np.lexsort([table["shots"], table["lambda_latency"],
+                        pd.factorize(table["device"])[0]])
+    print(shown.iloc[order].to_string(index=False))
+    f0 = table[table["shots"] == 0]["true_objective"].to_numpy()
+    fk = table[table["shots"] == k]["true_objective"].to_numpy()
+    print(f"{k} shots vs none: true objective better on {int((fk < f0 - 1e-12).sum())}, equal "
+          f"on {int((np.abs(fk - f0) <= 1e-12).sum())}, worse on {int((fk > f0 + 1e-12).sum())} "
+          f"of {len(f0)} (device, λ); mean change {np.mean(fk - f0):+.4f}.")
 
 
 def _predicted_columns(block, with_energy):

@@ -20,7 +20,7 @@ from sklearn.utils import Bunch
 
 from .devices import DEVICE_FEATURES
 
-__all__ = ["adapt_devices", "read_shots"]
+__all__ = ["adapt_devices", "read_shots", "zero_vs_few_shot"]
 
 
 def read_shots(path, space, table):
@@ -111,3 +111,52 @@ def adapt_devices(models, table, shots):
                 f"({'; '.join(parts)}); designs chosen under the adapted predictions")
         adapted[name] = (replace, line)
     return adapted
+
+
+def zero_vs_few_shot(data, models, opt, lambdas, lam_en, random_state, k=10):
+    """``skedge run``: per unseen device and λ, the zero-shot and k-shot designs, true metrics.
+
+    The k shots are designs of the benchmark measured on the device (drawn at
+    random); the k-shot designs are chosen as ``skedge apply --shots`` chooses
+    them. Returns a frame with one row per (device, λ, shots).
+    """
+    import pandas as pd
+
+    from .optimize._adapted import design_with_shots
+
+    b, obj = data.bench, opt.objective_
+    rng = np.random.RandomState(random_state)
+    table = b.devices.loc[data.test_devices, list(DEVICE_FEATURES)]
+    with_energy = obj.n_lambdas == 2
+    lam = (np.column_stack([lambdas, np.full(len(lambdas), lam_en)]) if with_energy
+           else np.asarray(lambdas, dtype=np.float64)[:, None])
+    frames = []
+    for dev in data.test_devices:
+        measured = np.flatnonzero(b.latency[dev].notna().to_numpy())
+        pick = rng.choice(measured, size=min(k, len(measured)), replace=False)
+        energy = b.energy[dev].to_numpy()[pick] if with_energy and b.energy is not None else None
+        shots = {dev: Bunch(designs=b.designs[pick], latency=b.latency[dev].to_numpy()[pick],
+                            energy=energy)}
+        replace, _ = adapt_devices(models, table, shots)[dev]
+        d = table.loc[dev].to_numpy(np.float64)
+        zero = opt.predict(np.column_stack([np.tile(d, (len(lam), 1)), lam]))
+        few, _, _ = design_with_shots(opt, d, lam, replace)
+        for n, designs in ((0, zero), (len(pick), few)):
+            true = data.truth(designs, [dev] * len(designs))
+            ref = data.truth(obj.reference_designs, [dev] * len(obj.reference_designs))
+            f = -true["accuracy"] / 100 + lam[:, 0] * true["latency"] / _gmean(ref["latency"])
+            if with_energy:
+                f = f + lam[:, 1] * true["energy"] / _gmean(ref["energy"])
+            frame = pd.DataFrame({"device": dev, "lambda_latency": lam[:, 0], "shots": n,
+                                  "design": data.space.to_strings(designs),
+                                  "true_accuracy": true["accuracy"],
+                                  "true_latency_ms": true["latency"]})
+            if with_energy:
+                frame["true_energy_mJ"] = true["energy"]
+            frame["true_objective"] = f
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _gmean(v):
+    return float(np.exp(np.log(np.maximum(np.asarray(v, dtype=np.float64), 1e-12)).mean()))
