@@ -16,9 +16,11 @@ import torch
 
 from .._torch import MLP, as_tensor, seeded
 from ._engines import candidate_values, greedy_refine
+from ._fitted import kind_column
+from ._sampling import sample_optimizer_inputs
 from ._training import network_input
 
-__all__ = ["best_of", "distill_network"]
+__all__ = ["best_of", "distill_network", "distill_student"]
 
 
 def best_of(obj, candidates, D, lam, n_refine):
@@ -91,3 +93,32 @@ def distill_network(est, obj, blocks, hidden, D, lam, targets, seed):
     for p in net.parameters():
         p.requires_grad_(False)
     return net, np.asarray(curve)
+
+
+def distill_student(est, obj, blocks, hidden, known, rng):
+    """Replace the fitted networks of ``est`` by one student of their refined per-row best.
+
+    ``est.distill`` rows are drawn around the ``known`` device rows like the
+    augmented training rows; the teachers (``est.networks_``, per-row best,
+    then ``est.distill_refine`` greedy rounds) label them and
+    :func:`distill_network` trains the student. Sets ``networks_``,
+    ``distill_agreement_`` and ``distill_curve_`` on ``est``.
+    """
+    known = np.unique(np.nan_to_num(known, nan=np.inf), axis=0)
+    known[np.isinf(known)] = np.nan
+    rows = sample_optimizer_inputs(
+        known, est.distill, n_lambdas=obj.n_lambdas, lambda_range=est.lambda_range,
+        lambda_zero_fraction=est.lambda_zero_fraction, jitter=est.device_jitter,
+        kind_column=kind_column(obj), random_state=rng,
+    )
+    D, lam = rows[:, : obj.n_device_columns], rows[:, obj.n_device_columns:]
+    teacher, _ = best_of(obj, est._candidates(obj, D, lam), D, lam, est.distill_refine)
+    net, curve = distill_network(est, obj, blocks, hidden, D, lam, teacher,
+                                 int(rng.randint(np.iinfo(np.int32).max)))
+    est.networks_ = [net]
+    student = est._candidates(obj, D, lam)[0]
+    est.distill_agreement_ = float((student == teacher).all(axis=1).mean())
+    est.distill_curve_ = curve
+    if est.verbose:
+        print(f"[AmortizedDesignOptimizer] student reproduces the teachers' design on "
+              f"{est.distill_agreement_:.1%} of {len(rows):,} rows")
