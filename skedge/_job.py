@@ -428,8 +428,10 @@ def run_job(args):
     """Run ``skedge run`` (see the module docstring); returns the exit status.
 
     With the default sizes (:data:`SIZES`) on an idle 2-core machine, the
-    steps take about: simulation 2 s, predictors 60 s, optimizer 30 s,
-    comparison 20 s, saving and plots 3 s (measured numbers are printed).
+    steps took about: simulation 2 s, predictors 60 s, optimizer 30 s with
+    one network (the default optimizer now trains four and distills them: a
+    few times longer), comparison 20 s, saving and plots 3 s (measured
+    numbers are printed).
     """
     import torch  # noqa: F401 - fail early on a broken install
 
