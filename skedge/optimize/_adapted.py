@@ -42,6 +42,8 @@ class AdaptedObjective:
     >>> class Toy:
     ...     space = None; energy = None
     ...     reference_designs = np.array([[0], [1]])
+    ...     def references(self, D):
+    ...         return np.ones((len(D), 1))
     ...     def metrics(self, designs, D):
     ...         return {"accuracy": designs[:, 0] * 1.0, "latency": designs[:, 0] + 1.0}
     ...     def value_from_metrics(self, m, lam, refs):
