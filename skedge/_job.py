@@ -51,6 +51,7 @@ from ._job_checks import (
     parse_lambdas,
     parse_test,
 )
+from ._job_shots import adapt_devices, read_shots, zero_vs_few_shot
 from .devices import DEVICE_FEATURES, DEVICE_KINDS
 
 __all__ = ["SIZES", "apply_job", "design_summary", "load_models", "register", "run_job"]
@@ -81,7 +82,8 @@ SIZES = {
         "accuracy": {"hidden_layer_sizes": (32,), "max_epochs": 5, "batch_size": 128},
         "performance": {"hidden_layer_sizes": (32,), "max_epochs": 3, "batch_size": 256},
         "optimizer": {"hidden_layer_sizes": (32,), "n_steps": 20, "batch_size": 64,
-                      "n_augment": 128},
+                      "n_augment": 128, "n_estimators": 2, "distill": 256,
+                      "distill_refine": 1},
         "n_optimizer_rows": 64,
         "search": {"population_size": 20, "n_cycles": 40, "sample_size": 5, "n_offspring": 10},
     },
@@ -177,6 +179,11 @@ def register(subparsers):
                    help="also give the most accurate design with predicted energy <= MJ")
     a.add_argument("--space", default=None,
                    help="refuse models fitted for another design space")
+    a.add_argument("--shots", default=None, metavar="CSV",
+                   help="measurements written by `skedge measure` on some of the --device "
+                        "devices (any designs, the reference designs included or not): their "
+                        "latency (and energy) predictors are adapted to the shots and their "
+                        "designs chosen under the adapted predictions")
     a.add_argument("--quiet", action="store_true", help="print only the designs")
     a.set_defaults(func=apply_job)
 
@@ -421,8 +428,10 @@ def run_job(args):
     """Run ``skedge run`` (see the module docstring); returns the exit status.
 
     With the default sizes (:data:`SIZES`) on an idle 2-core machine, the
-    steps take about: simulation 2 s, predictors 60 s, optimizer 30 s,
-    comparison 20 s, saving and plots 3 s (measured numbers are printed).
+    steps took about: simulation 2 s, predictors 60 s, optimizer 30 s with
+    one network (the default optimizer now trains four and distills them: a
+    few times longer), comparison 20 s, saving and plots 3 s (measured
+    numbers are printed).
     """
     import torch  # noqa: F401 - fail early on a broken install
 
@@ -460,14 +469,18 @@ def run_job(args):
                            f"{len(lambdas)} λ: optimizer vs search"):
             results = _compare(data, models, optimizer, lambdas, lam_en, sizes,
                                args.random_state)
+            shot_table = zero_vs_few_shot(data, models, optimizer, lambdas, lam_en,
+                                          args.random_state)
         with progress.step("save", f"Saving models and plots to {out}/"):
             files = _save(out, data, models, optimizer, lambdas, lam_en, space, args,
                           progress.seconds)
             results.to_csv(out / "results.csv", index=False)
-            files.append("results.csv")
+            shot_table.to_csv(out / "shots.csv", index=False)
+            files += ["results.csv", "shots.csv"]
             plots = _plot_fronts(out, data, optimizer, results, lam_en)
     total = time.perf_counter() - start
     _print_results(data, results, lam_en)
+    _print_shots(data, shot_table)
     print(f"\nSaved to {out}/: " + ", ".join(files + plots))
     if not plots:
         print("No Pareto-front plots: matplotlib is not installed (pip install matplotlib, or "
@@ -655,6 +668,32 @@ def _print_results(data, results, lam_en):
             rel = np.abs(results[name] / results["true_" + name] - 1)
             err.append(f"{name.split('_')[0]} {np.median(rel) * 100:.0f}%")
     print("Prediction error on these designs (median over the table): " + ", ".join(err) + ".")
+
+
+def _print_shots(data, table):
+    k = int(table["shots"].max())
+    truth = "simulated" if data.source == "simulator" else "measured"
+    print(f"\nZero-shot vs {k}-shot designs for the unseen devices: {k} measured designs per "
+          "device adapt its latency (and energy) predictor, and the design is chosen under "
+          f"the adapted predictions (as `skedge apply --shots`). Metrics are {truth} (the "
+          "truth); f is the true objective (lower is better).")
+    shown = pd.DataFrame({
+        "device": table["device"], "λ_lat": table["lambda_latency"].map("{:g}".format),
+        "shots": table["shots"], "design": design_summary(data.space, data.space.from_strings(
+            table["design"])),
+        "true acc %": table["true_accuracy"].map("{:.1f}".format),
+        "true lat ms": table["true_latency_ms"].map(_fmt_metric)})
+    if "true_energy_mJ" in table:
+        shown["true en mJ"] = table["true_energy_mJ"].map(_fmt_metric)
+    shown["true f"] = table["true_objective"].map("{:.4f}".format)
+    order = np.lexsort([table["shots"], table["lambda_latency"],
+                        pd.factorize(table["device"])[0]])
+    print(shown.iloc[order].to_string(index=False))
+    f0 = table[table["shots"] == 0]["true_objective"].to_numpy()
+    fk = table[table["shots"] == k]["true_objective"].to_numpy()
+    print(f"{k} shots vs none: true objective better on {int((fk < f0 - 1e-12).sum())}, equal "
+          f"on {int((np.abs(fk - f0) <= 1e-12).sum())}, worse on {int((fk > f0 + 1e-12).sum())} "
+          f"of {len(f0)} (device, λ); mean change {np.mean(fk - f0):+.4f}.")
 
 
 def _predicted_columns(block, with_energy):
@@ -852,6 +891,7 @@ def apply_job(args):
     """Run ``skedge apply`` (see the module docstring); returns the exit status."""
     from .datasets import read_device_file
     from .optimize import best_under_constraints, pareto_front
+    from .optimize._adapted import AdaptedObjective, design_with_shots
     from .spaces import get_space
 
     device_path = Path(args.device)
@@ -866,6 +906,7 @@ def apply_job(args):
         raise ValueError(
             f"the models in {args.models} were fitted for {man['space']!r}, not {args.space!r}."
         )
+    shots = read_shots(args.shots, space, table) if args.shots else {}
     obj = opt.objective_
     if obj.n_device_columns != len(DEVICE_FEATURES):
         raise ValueError(
@@ -892,6 +933,16 @@ def apply_job(args):
     designs = opt.predict(X)
     seconds = time.perf_counter() - start
     m = obj.metrics(designs, X[:, : obj.n_device_columns])
+    refs = obj.references(X[:, : obj.n_device_columns])
+    adapted = adapt_devices(models, table, shots)
+    for name, (replace, _) in adapted.items():
+        mine = np.flatnonzero(np.asarray(names) == name)
+        d = X[mine[0], : obj.n_device_columns]
+        designs[mine], _, _ = design_with_shots(opt, d, X[mine, obj.n_device_columns:], replace)
+        sub = AdaptedObjective(obj, replace)
+        for k, v in sub.metrics(designs[mine], d).items():
+            m[k][mine] = v
+        refs[mine] = sub.references(X[mine, : obj.n_device_columns])
     frame = pd.DataFrame({"device": names, "lambda_latency": lams})
     if with_energy:
         frame["lambda_energy"] = lam_en
@@ -901,13 +952,15 @@ def apply_job(args):
     frame["latency_ms"] = m["latency"]
     if with_energy:
         frame["energy_mJ"] = m["energy"]
-    frame["objective"] = obj.value_from_metrics(m, X[:, obj.n_device_columns:],
-                                                obj.references(X[:, : obj.n_device_columns]))
+    frame["objective"] = obj.value_from_metrics(m, X[:, obj.n_device_columns:], refs)
     if not args.quiet:
         print(f"Models: {args.models} ({man['space']}, {man.get('data', '?')}, created "
               f"{man.get('created', '?')}); {len(table)} device(s) from {device_path}; "
               f"{len(X)} designs in {_format_seconds(seconds)}.")
-        print(_legend(space) + ". Metrics are predicted.")
+        print(_legend(space) + ". Metrics are predicted"
+              + (" (adapted to the shots where a device has them)." if adapted else "."))
+        for _, line in adapted.values():
+            print("Shots: " + line)
     for device, block in frame.groupby("device", sort=False):
         kind = _kind_name(table.loc[device, "kind"])
         print(f"\n{device} ({kind})" + (f", λ_en = {lam_en:g}" if with_energy else ""))

@@ -43,6 +43,7 @@ import pandas as pd
 from sklearn.utils import Bunch
 
 from ._checks import check_writable
+from ._evaluate_shots import fit_cross_device, parse_shots, shot_designs
 from ._torch import torch_threads
 from .devices import DEVICE_FEATURES, hardware_groups
 from .pipelines import make_accuracy_pipeline, make_performance_pipeline
@@ -76,6 +77,7 @@ def evaluate_optimizer(
     n_designs=2000,
     n_devices=40,
     search_params=None,
+    shots=(0,),
     random_state=0,
     verbose=1,
 ):
@@ -98,17 +100,29 @@ def evaluate_optimizer(
         Simulator size.
     search_params : dict, default=None
         Overrides of the evolution baseline (population 100, 500 cycles).
+    shots : sequence of int, default=(0,)
+        NB201: shot counts k. At k > 0, k random cells of each test device are
+        measured, a :class:`~skedge.crossdevice.CrossDeviceRegressor` fitted on
+        the training devices is adapted to them, and the optimizer's proposals
+        are re-scored under the adapted latency; records carry ``shots`` and the
+        summary keys of k > 0 end in ``_{k}shots``.
     random_state : int, default=0
     verbose : int, default=1
     """
     space = get_space(space)
+    shots = sorted({int(k) for k in shots})
+    if not shots or shots[0] < 0:
+        raise ValueError(f"shots must list counts >= 0, got {shots!r}.")
+    if space.name != "nb201" and shots != [0]:
+        raise ValueError("shots other than 0 are evaluated on nb201 (real data) only.")
     if n_lambdas < 2:
         raise ValueError(f"n_lambdas must be at least 2, got {n_lambdas}.")
     if space.name == "nb201":
         return _evaluate_nb201(
             space, data_home=data_home, test_devices=test_devices, n_lambdas=n_lambdas,
             n_train_designs=n_train_designs, optimizer_params=optimizer_params or {},
-            predictor_params=predictor_params or {}, random_state=random_state, verbose=verbose,
+            predictor_params=predictor_params or {}, shots=shots, random_state=random_state,
+            verbose=verbose,
         )
     if space.name == "ofa":
         return _evaluate_simulated(
@@ -139,7 +153,7 @@ def _fit_accuracy(space, designs, accuracy, predictor_params, random_state):
 
 
 def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_designs,
-                    optimizer_params, predictor_params, random_state, verbose):
+                    optimizer_params, predictor_params, shots, random_state, verbose):
     from .datasets import load_nb201
     from .evaluate import _floor, signature_designs
     from .optimize import AmortizedDesignOptimizer, sample_optimizer_inputs
@@ -188,11 +202,12 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     def device_cols(dev):
         return np.r_[feats.loc[dev].to_numpy(np.float64), latency[dev].to_numpy()[sig_idx]]
 
-    X, y = [], []
+    X, y, rows_of = [], [], {}
     for dev in train:
         cells = np.flatnonzero(measured[dev].to_numpy())
         rows = np.union1d(rng.choice(cells, size=min(n_train_designs, len(cells)),
                                      replace=False), sig_idx)
+        rows_of[dev] = rows
         X.append(np.hstack([bench.designs[rows], np.tile(device_cols(dev), (len(rows), 1))]))
         y.append(latency[dev].to_numpy()[rows])
     lat = make_performance_pipeline(space, n_signature=len(sig_idx), random_state=random_state,
@@ -218,6 +233,12 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     acc_true = bench.accuracy[pos]
     ref_pos = pos[np.searchsorted(np.ravel_multi_index(all_designs.T, space.n_options),
                                   np.ravel_multi_index(obj.reference_designs.T, space.n_options))]
+    model = None
+    if any(shots):
+        t0 = time.perf_counter()
+        model = fit_cross_device(space, bench, latency, train, rows_of, sig_idx, random_state)
+        _log(verbose, f"cross-device predictor for the shots fitted in "
+                      f"{time.perf_counter() - t0:.0f}s")
     records = []
     for dev in tests:
         d = device_cols(dev)
@@ -225,48 +246,58 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
         m = obj.metrics(all_designs, d)
         refs = obj.references(d[None])
         ref_true = np.exp(np.log(latency[dev].to_numpy()[ref_pos]).mean())
-        Xo = np.column_stack([np.tile(d, (n_lambdas, 1)), lambdas])
-        t1 = time.perf_counter()
-        chosen = opt.predict(Xo)
-        opt_s = (time.perf_counter() - t1) / n_lambdas
-        idx = np.ravel_multi_index(chosen.T, space.n_options)
-        where = np.searchsorted(np.ravel_multi_index(all_designs.T, space.n_options), idx)
-        for lam, w in zip(lambdas, where):
-            f_pred = -m["accuracy"] / 100 + lam * m["latency"] / refs[0, 0]
-            f_true = -acc_true / 100 + lam * lat_true / ref_true
-            records.append({
-                "device": dev, "lambda": float(lam),
-                "regret_pred": float((f_pred[w] - f_pred.min()) / np.ptp(f_pred)),
-                "regret_true": float((f_true[w] - f_true.min()) / np.ptp(f_true)),
-                # The exhaustive optimum under the predictors, scored on true metrics:
-                # the floor any optimizer of the predicted objective inherits.
-                "regret_true_exhaustive": float(
-                    (f_true[f_pred.argmin()] - f_true.min()) / np.ptp(f_true)),
-                "design": space.to_string(all_designs[w]),
-                "seconds_per_design": opt_s,
-            })
+        f_pred = -m["accuracy"][None] / 100 + lambdas[:, None] * m["latency"][None] / refs[0, 0]
+        f_true = -acc_true[None] / 100 + lambdas[:, None] * lat_true[None] / ref_true
         ref_pt = (acc_true.min(), lat_true.max())
-        hv_opt = _hypervolume(acc_true[where], lat_true[where], *ref_pt)
         hv_true = _hypervolume(acc_true, lat_true, *ref_pt)
-        for r in records:
-            if r["device"] == dev:
-                r["hv_ratio_true"] = float(hv_opt / hv_true)
-        mine = [r for r in records if r["device"] == dev]
-        _log(verbose, f"{dev}: median regret pred "
-                      f"{np.median([r['regret_pred'] for r in mine]):.4f}, true "
-                      f"{np.median([r['regret_true'] for r in mine]):.4f}, "
-                      f"HV ratio {hv_opt / hv_true:.3f}")
+        for k in shots:
+            if k == 0:
+                Xo = np.column_stack([np.tile(d, (n_lambdas, 1)), lambdas])
+                t1 = time.perf_counter()
+                chosen = opt.predict(Xo)
+                opt_s = (time.perf_counter() - t1) / n_lambdas
+            else:
+                chosen, opt_s = shot_designs(opt, model, bench, latency, dev, d, lambdas, k,
+                                             sig_idx, rng)
+            idx = np.ravel_multi_index(chosen.T, space.n_options)
+            where = np.searchsorted(np.ravel_multi_index(all_designs.T, space.n_options), idx)
+            hv = _hypervolume(acc_true[where], lat_true[where], *ref_pt) / hv_true
+            for i, (lam, w) in enumerate(zip(lambdas, where)):
+                fp, ft = f_pred[i], f_true[i]
+                records.append({
+                    "device": dev, "shots": k, "lambda": float(lam),
+                    "regret_pred": float((fp[w] - fp.min()) / np.ptp(fp)),
+                    "regret_true": float((ft[w] - ft.min()) / np.ptp(ft)),
+                    # The exhaustive optimum under the predictors, scored on true metrics:
+                    # the floor any optimizer of the predicted objective inherits.
+                    "regret_true_exhaustive": float((ft[fp.argmin()] - ft.min()) / np.ptp(ft)),
+                    "design": space.to_string(all_designs[w]),
+                    "seconds_per_design": opt_s,
+                    "hv_ratio_true": float(hv),
+                })
+            mine = [r for r in records if r["device"] == dev and r["shots"] == k]
+            _log(verbose, f"{dev} ({k} shots): median regret pred "
+                          f"{np.median([r['regret_pred'] for r in mine]):.4f}, true "
+                          f"{np.median([r['regret_true'] for r in mine]):.4f}, "
+                          f"HV ratio {hv:.3f}")
     df = pd.DataFrame(records)
-    summary = {
-        "space": "nb201",
-        "test_devices": tests,
-        "regret_pred_median": float(df.regret_pred.median()),
-        "regret_true_median": float(df.regret_true.median()),
-        "regret_true_p90": float(df.regret_true.quantile(0.9)),
-        "regret_true_exhaustive_median": float(df.regret_true_exhaustive.median()),
-        "hv_ratio_true": float(df.groupby("device").hv_ratio_true.first().mean()),
-        "designs_per_second": _throughput(opt, D_train, rng),
-    }
+    summary = {"space": "nb201", "test_devices": tests}
+    for k in shots:
+        part, tag = df[df.shots == k], "" if k == 0 else f"_{k}shots"
+        summary.update({
+            f"regret_pred_median{tag}": float(part.regret_pred.median()),
+            f"regret_true_median{tag}": float(part.regret_true.median()),
+            f"regret_true_p90{tag}": float(part.regret_true.quantile(0.9)),
+            f"regret_true_exhaustive_median{tag}": float(part.regret_true_exhaustive.median()),
+            f"hv_ratio_true{tag}": float(part.groupby("device").hv_ratio_true.first().mean()),
+            f"seconds_per_design{tag}": float(part.seconds_per_design.mean()),
+        })
+        if k and 0 in shots:
+            per_dev = df.groupby(["device", "shots"]).regret_true.mean().unstack()
+            summary[f"devices_not_worse{tag}"] = (
+                f"{int((per_dev[k] <= per_dev[0] + 1e-12).sum())}/{len(per_dev)} "
+                "(mean true regret per device)")
+    summary["designs_per_second"] = _throughput(opt, D_train, rng)
     return summary, records
 
 
@@ -275,7 +306,7 @@ def _throughput(opt, D, rng, n=100_000):
                             np.full((n, len(opt.objective_.lambda_names)), 0.05)])
     opt.predict(rows[:1000])  # warm-up
     t = time.perf_counter()
-    opt.predict_network(rows)
+    opt.predict(rows)  # the whole predict: networks, selection and refinement if any
     return float(n / (time.perf_counter() - t))
 
 
@@ -305,11 +336,14 @@ def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params,
     opt = AmortizedDesignOptimizer(space=space, accuracy=acc, latency=lat, energy=en,
                                    random_state=random_state, **optimizer_params).fit(rows)
     _log(verbose, f"optimizer fitted in {time.perf_counter() - t0:.0f}s")
+    # λ_lat log-spaced over the trained range and λ_en the same values reversed: every
+    # weight stays inside LAMBDA_RANGE (an earlier grid took λ_en = λ_lat / 10 down to 1e-4,
+    # below the range the optimizer is trained on).
     lo, hi = opt.lambda_range
     lam = np.geomspace(lo, hi, n_lambdas)
     D_test = bench.devices.loc[tests, list(DEVICE_FEATURES)].to_numpy()
     Xo = np.column_stack([np.repeat(D_test, n_lambdas, axis=0), np.tile(lam, len(tests)),
-                          np.tile(lam[::-1] / 10, len(tests))])
+                          np.tile(lam[::-1], len(tests))])
     t1 = time.perf_counter()
     designs_opt = opt.predict(Xo)
     opt_s = (time.perf_counter() - t1) / len(Xo)
@@ -368,11 +402,20 @@ def register(subparsers):
     p.add_argument("--n-lambdas", type=int, default=24, metavar="N",
                    help="λ values per test device, log-spaced over the optimizer's range "
                         "(default 24)")
-    p.add_argument("--n-estimators", type=int, default=1, metavar="N",
-                   help="optimizer networks (ensemble; 4 with --refine 1 is robust across "
-                        "seeds; default 1)")
-    p.add_argument("--refine", type=int, default=0, metavar="K",
-                   help="greedy refinement rounds after the network (default 0)")
+    p.add_argument("--n-estimators", type=int, default=None, metavar="N",
+                   help="optimizer networks trained on the objective (teachers of the "
+                        "distilled network; default: the optimizer's, 4)")
+    p.add_argument("--refine", type=int, default=None, metavar="K",
+                   help="greedy refinement rounds after the network at predict time "
+                        "(default: the optimizer's, 0)")
+    p.add_argument("--distill", type=int, default=None, metavar="N",
+                   help="rows labelled by the refined ensemble to train the one network "
+                        "predict uses (0: predict with the ensemble itself; default: the "
+                        "optimizer's, 16384)")
+    p.add_argument("--shots", default="0", metavar="K1,K2,...",
+                   help="nb201: shot counts; at k > 0 each test device's k measured random "
+                        "cells adapt a cross-device latency predictor, under which the "
+                        "optimizer's proposals are re-scored (e.g. 0,10; default 0)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed of the samples, the networks and the held-out devices (default 0)")
     p.add_argument("--json", default=None, metavar="FILE",
@@ -386,13 +429,19 @@ def _run(args):
         check_writable(args.json, "--json")
     for option, value, low in (("--n-lambdas", args.n_lambdas, 2),
                                ("--n-estimators", args.n_estimators, 1),
-                               ("--refine", args.refine, 0)):
-        if value < low:
+                               ("--refine", args.refine, 0),
+                               ("--distill", args.distill, 0)):
+        if value is not None and value < low:
             raise ValueError(f"{option} must be at least {low}, got {value}.")
+    params = {k: v for k, v in (("n_estimators", args.n_estimators), ("refine", args.refine),
+                                ("distill", args.distill)) if v is not None}
+    shots = parse_shots(args.shots)
+    if args.space != "nb201" and shots != [0]:
+        raise ValueError("--shots other than 0 needs --space nb201 (real data).")
     tests = [t for t in args.test_devices.split(",") if t] if args.test_devices else None
     summary, records = evaluate_optimizer(
         args.space, data_home=args.data_home, test_devices=tests, n_lambdas=args.n_lambdas,
-        optimizer_params={"n_estimators": args.n_estimators, "refine": args.refine},
+        optimizer_params=params, shots=shots,
         random_state=args.random_state, verbose=0 if args.quiet else 1,
     )
     width = max(len(k) for k in summary)

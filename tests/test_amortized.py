@@ -24,7 +24,8 @@ from skedge.optimize import (
 from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
 from skedge.spaces import FBNetSpace, NB201Space
 
-FAST = {"hidden_layer_sizes": (32,), "n_steps": 400, "batch_size": 256, "n_augment": 512}
+FAST = {"hidden_layer_sizes": (32,), "n_steps": 400, "batch_size": 256, "n_augment": 512,
+        "n_estimators": 2, "distill": 1024}
 
 
 @pytest.fixture(scope="module")
@@ -220,8 +221,9 @@ def test_other_relaxations_train(setup, relaxation):
 def test_n_estimators_and_refine_keep_the_best(setup):
     obj, X = setup["obj"], setup["X_test"]
     opt = AmortizedDesignOptimizer(space=setup["space"], accuracy=setup["acc"],
-                                   latency=setup["lat"], n_estimators=3, random_state=0,
-                                   **{**FAST, "n_steps": 60}).fit(setup["X_train"])
+                                   latency=setup["lat"], random_state=0,
+                                   **{**FAST, "n_steps": 60, "n_estimators": 3,
+                                      "distill": 0}).fit(setup["X_train"])
     cands = opt.predict_network(X)
     assert cands.shape == (3, len(X), 6)
     values = np.stack([obj.value(c, X) for c in cands])
@@ -459,3 +461,18 @@ def test_one_lambda_range_everywhere(setup):
         warnings.simplefilter("error")
         front = pareto_front(setup["opt"], setup["D"][6])
     assert front["lambda_latency"].max() <= hi
+
+
+def test_distilled_network_learns_the_refined_ensemble(setup):
+    """One student network replaces the teachers and reproduces most of their designs."""
+    opt = setup["opt"]
+    assert len(opt.networks_) == 1 and len(opt.loss_curves_) == 2
+    assert 0.5 < opt.distill_agreement_ <= 1.0
+    curve = opt.distill_curve_
+    assert curve[-5:].mean() < curve[:5].mean()
+    # The student's designs come close to the teachers' per-row best, refined (tiny nets here).
+    teachers = _frozen_clone(opt).set_params(distill=0, refine=2).fit(setup["X_train"])
+    X, obj = setup["X_test"], setup["obj"]
+    student = obj.value(opt.predict(X), X)
+    teacher = obj.value(teachers.predict(X), X)
+    assert np.mean(student) <= np.mean(teacher) + 0.03

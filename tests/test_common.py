@@ -229,7 +229,8 @@ def check_rows_are_validated(opt):
 # Small budgets: these checks fit each optimizer a few times.
 OPTIMIZERS = [
     AmortizedDesignOptimizer(**REQUIRED["AmortizedDesignOptimizer"](), n_steps=10,
-                             n_augment=64, hidden_layer_sizes=(8,), random_state=0),
+                             n_augment=64, hidden_layer_sizes=(8,), n_estimators=2,
+                             distill=128, random_state=0),
     # "auto": exhaustive on NB201 (rows are independent and exact), evolution on OFA.
     # Evolution seeds row i with the i-th seed drawn from random_state, so its designs
     # depend on a row's position in X and the order/subset part of check_predict_is_pure

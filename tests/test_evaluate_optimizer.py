@@ -5,7 +5,8 @@ import pytest
 from skedge.cli import main
 from skedge.evaluate_optimizer import evaluate_optimizer
 
-TINY_OPT = dict(n_steps=30, n_augment=128, hidden_layer_sizes=(16,))
+TINY_OPT = dict(n_steps=30, n_augment=128, hidden_layer_sizes=(16,), n_estimators=2,
+                distill=256)
 TINY_PRED = dict(max_epochs=2, hidden_layer_sizes=(16,))
 
 
@@ -22,6 +23,28 @@ def test_nb201_summary(data_home):
         assert 0 <= r["regret_pred"] <= 1 and 0 <= r["regret_true"] <= 1
         assert 0 < r["hv_ratio_true"] <= 1 + 1e-9
     assert summary["designs_per_second"] > 0
+
+
+def test_nb201_shots(data_home):
+    summary, records = evaluate_optimizer(
+        "nb201", data_home=data_home, test_devices=["pixel3"], n_lambdas=3, shots=(0, 5),
+        n_train_designs=200, optimizer_params=TINY_OPT, predictor_params=TINY_PRED, verbose=0,
+    )
+    for key in ("regret_true_median", "regret_true_median_5shots", "hv_ratio_true_5shots",
+                "seconds_per_design_5shots", "devices_not_worse_5shots"):
+        assert key in summary
+    assert sorted({r["shots"] for r in records}) == [0, 5] and len(records) == 2 * 3
+    for r in records:
+        assert 0 <= r["regret_true"] <= 1 and 0 < r["hv_ratio_true"] <= 1 + 1e-9
+
+
+def test_shots_bad_input(data_home, capsys):
+    with pytest.raises(ValueError, match="nb201"):
+        evaluate_optimizer("ofa-quant", shots=(0, 10), verbose=0)
+    assert main(["evaluate-optimizer", "--shots", "0,x"]) == 2
+    assert "--shots" in capsys.readouterr().err
+    assert main(["evaluate-optimizer", "--space", "ofa-quant", "--shots", "0,10"]) == 2
+    assert "nb201" in capsys.readouterr().err
 
 
 def test_simulated_summary():

@@ -43,8 +43,12 @@ def test_run_fast_prints_table_and_writes_models(fast_run):
         assert column in stdout
     assert "optimizer" in stdout and "search" in stdout
     assert "Time per (device, λ)" in stdout and "batched call" in stdout
+    assert "Zero-shot vs 10-shot designs" in stdout and "10 shots vs none" in stdout
+    shots = pd.read_csv(out / "shots.csv")
+    assert sorted(shots["shots"].unique()) == [0, 10]
+    assert {"true_accuracy", "true_latency_ms", "true_energy_mJ", "true_objective"} <= set(shots)
     for name in ("accuracy.joblib", "latency.joblib", "energy.joblib", "optimizer.joblib",
-                 "manifest.json", "results.csv"):
+                 "manifest.json", "results.csv", "shots.csv"):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["space"] == "ofa-quant"

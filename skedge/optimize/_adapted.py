@@ -1,0 +1,125 @@
+"""Designs for one device under its few-shot adapted predictors.
+
+The amortized optimizer was trained on the predictors as fitted; a device
+with a few measured designs is predicted better by an adapted predictor
+(:class:`~skedge.fewshot.FewShotAdapter` on the latency pipeline, or an
+:class:`~skedge.adaptation.AdaptedDevice` of a
+:class:`~skedge.crossdevice.CrossDeviceRegressor`). :func:`design_with_shots`
+lets the optimizer *propose* (its designs over a λ sweep, plus greedy moves
+around them) and the adapted predictors *choose*: every candidate is scored
+under the device's adapted objective, so the design returned for a device
+with ten measurements is the best of the proposals under its adapted
+predictions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._distill import best_of
+from ._rows import lambda_sweep
+
+__all__ = ["AdaptedObjective", "design_with_shots"]
+
+
+class AdaptedObjective:
+    """An :class:`~skedge.optimize.Objective` of ONE device with some metrics replaced.
+
+    Parameters
+    ----------
+    objective : Objective
+    replace : dict of str -> callable
+        ``{"latency": f}`` (and/or ``"energy"``): ``f(designs) -> values``, the
+        adapted prediction of that metric on the device. The other metrics and
+        the per-device normalizers come from the same predictions (the
+        normalizer is the geometric mean of the adapted metric over the
+        objective's reference designs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge.optimize._adapted import AdaptedObjective
+    >>> class Toy:
+    ...     space = None; energy = None
+    ...     reference_designs = np.array([[0], [1]])
+    ...     def references(self, D):
+    ...         return np.ones((len(D), 1))
+    ...     def metrics(self, designs, D):
+    ...         return {"accuracy": designs[:, 0] * 1.0, "latency": designs[:, 0] + 1.0}
+    ...     def value_from_metrics(self, m, lam, refs):
+    ...         return -m["accuracy"] / 100 + lam[..., 0] * m["latency"] / refs[..., 0]
+    >>> adapted = AdaptedObjective(Toy(), {"latency": lambda X: 2.0 * (X[:, 0] + 1.0)})
+    >>> adapted.metrics(np.array([[3]]), None)["latency"].tolist()
+    [8.0]
+    >>> adapted.references(np.zeros((2, 1))).round(3).tolist()
+    [[2.828], [2.828]]
+    """
+
+    def __init__(self, objective, replace):
+        unknown = set(replace) - {"latency", "energy"}
+        if unknown:
+            raise ValueError(f"only latency and energy can be adapted, not {sorted(unknown)}.")
+        self.objective, self.replace = objective, dict(replace)
+        self.space, self.energy = objective.space, objective.energy
+        ref = {k: np.asarray(f(objective.reference_designs), dtype=np.float64)
+               for k, f in self.replace.items()}
+        self._refs = {k: float(np.exp(np.log(np.maximum(v, 1e-12)).mean()))
+                      for k, v in ref.items()}
+
+    def metrics(self, designs, D):
+        """Predicted metrics of ``designs`` on the device, the adapted ones replaced."""
+        m = self.objective.metrics(designs, D)
+        for name, f in self.replace.items():
+            m[name] = np.asarray(f(designs), dtype=np.float64).reshape(-1)
+        return m
+
+    def references(self, D):
+        """Per-row normalizers ``(n_rows, n_lambdas)`` (the device is the same on every row)."""
+        refs = self.objective.references(np.atleast_2d(D)[:1])
+        names = ["latency"] + (["energy"] if self.energy is not None else [])
+        for j, name in enumerate(names):
+            if name in self._refs:
+                refs[:, j] = self._refs[name]
+        return np.repeat(refs, len(np.atleast_2d(D)), axis=0)
+
+    def value_from_metrics(self, metrics, lam, refs):
+        return self.objective.value_from_metrics(metrics, lam, refs)
+
+
+def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_sweep=25):
+    """Designs for one device chosen under its adapted predictors.
+
+    Parameters
+    ----------
+    optimizer : fitted AmortizedDesignOptimizer
+    device_row : ndarray of shape (n_device_columns,)
+    lambdas : ndarray of shape (n_rows, n_lambdas)
+        The weights wanted.
+    replace : dict
+        Adapted metrics, as for :class:`AdaptedObjective`.
+    n_refine : int, default=2
+        Greedy rounds under the adapted objective after the choice.
+    n_sweep : int, default=25
+        Log-spaced λ_lat of the proposal sweep (plus 0), over the optimizer's range.
+
+    Returns
+    -------
+    designs : ndarray of shape (n_rows, n_choices)
+    values : ndarray of shape (n_rows,)
+        Their adapted objective.
+    n_candidates : int
+        Distinct designs proposed by the optimizer's sweep.
+    """
+    obj = optimizer.objective_
+    lam = np.asarray(lambdas, dtype=np.float64).reshape(len(lambdas), -1)
+    sweep = lambda_sweep(1, lambda_range=optimizer.lambda_range, n=n_sweep)
+    sweep = np.column_stack([sweep] + [np.full(len(sweep), np.median(lam[:, j]))
+                                       for j in range(1, lam.shape[1])])
+    proposal = np.vstack([lam, sweep])
+    rows = np.column_stack([np.tile(device_row, (len(proposal), 1)), proposal])
+    proposed = np.unique(optimizer.predict(rows), axis=0)
+    adapted = AdaptedObjective(obj, replace)
+    D = np.tile(device_row, (len(lam), 1))
+    candidates = np.repeat(proposed[:, None, :], len(lam), axis=1)
+    designs, values = best_of(adapted, candidates, D, lam, n_refine)
+    return designs, values, len(proposed)

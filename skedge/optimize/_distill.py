@@ -1,0 +1,124 @@
+"""Distillation of the amortized optimizer: an ensemble plus search teaches one network.
+
+One network trained on the predicted objective settles in one basin of a very
+multimodal landscape, and which one depends on the seed. Several networks, the
+per-row best of them and a few rounds of greedy refinement are robust, but
+every design then costs tens of predictor calls. Here that robust (and slow)
+combination labels many ``(device, λ)`` rows once, at fit time, and one
+student network learns to reproduce its designs by cross-entropy: at predict
+time the robust designs cost one forward pass again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._torch import MLP, as_tensor, seeded
+from ._engines import candidate_values, greedy_refine
+from ._fitted import kind_column
+from ._sampling import sample_optimizer_inputs
+from ._training import network_input
+
+__all__ = ["best_of", "distill_network", "distill_student"]
+
+
+def best_of(obj, candidates, D, lam, n_refine):
+    """Per row, the candidate with the best predicted objective, then ``n_refine`` greedy rounds.
+
+    Parameters
+    ----------
+    obj : Objective
+    candidates : ndarray of shape (n_sets, n_rows, n_choices)
+    D, lam : ndarray
+        Device columns and weights of the rows.
+    n_refine : int
+
+    Returns
+    -------
+    designs : ndarray of shape (n_rows, n_choices)
+    values : ndarray of shape (n_rows,)
+        Their predicted objective.
+    """
+    n = candidates.shape[1]
+    if n == 0:
+        return candidates[0], np.zeros(0)
+    refs = obj.references(D)
+    values = candidate_values(obj, candidates, D, lam, refs)
+    best = values.argmin(axis=0)
+    designs = candidates[best, np.arange(n)].copy()
+    values = values[best, np.arange(n)].copy()
+    if n_refine:
+        designs, values = greedy_refine(obj, designs, values, D, lam, refs, n_refine)
+    return designs, values
+
+
+def distill_network(est, obj, blocks, hidden, D, lam, targets, seed):
+    """Train one network to output ``targets`` for the rows ``(D, lam)`` (cross-entropy).
+
+    Choices a target design does not use (``space.mutable_mask``) do not count.
+    Runs ``est.n_steps`` Adam steps of ``est.batch_size`` rows with the
+    learning-rate schedule of the objective training; returns the network
+    (CPU, eval mode, frozen) and the loss curve (mean every 10 steps).
+    """
+    space = obj.space
+    with torch.no_grad():
+        F = network_input(obj.encode(D), as_tensor(lam), est.lambda_eps_, est.lambda_log_range_)
+    Y = torch.as_tensor(targets, dtype=torch.long)
+    W = torch.as_tensor(np.asarray(space.mutable_mask(targets)) & (space.n_options > 1),
+                        dtype=torch.float32)
+    W = W / W.sum(1, keepdim=True).clamp(min=1.0)
+    batch = min(est.batch_size, len(F))
+    with seeded(seed):
+        net = MLP(F.shape[1], blocks.n_outputs(est.ordinal_shift), hidden, est.activation)
+        opt = torch.optim.Adam(net.parameters(), lr=est.learning_rate)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=est.n_steps, eta_min=est.learning_rate / 10)
+        curve, running = [], 0.0
+        for step in range(est.n_steps):
+            idx = torch.randint(len(F), (batch,))
+            grid = blocks.pad(net(F[idx]))  # (batch, n_choices, width), -inf padding
+            logp = torch.log_softmax(grid, dim=-1)
+            nll = -logp.gather(-1, Y[idx].unsqueeze(-1)).squeeze(-1)
+            loss = (nll * W[idx]).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.item()
+            if (step + 1) % 10 == 0 or step == est.n_steps - 1:
+                curve.append(running / ((step % 10) + 1))
+                running = 0.0
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net, np.asarray(curve)
+
+
+def distill_student(est, obj, blocks, hidden, known, rng):
+    """Replace the fitted networks of ``est`` by one student of their refined per-row best.
+
+    ``est.distill`` rows are drawn around the ``known`` device rows like the
+    augmented training rows; the teachers (``est.networks_``, per-row best,
+    then ``est.distill_refine`` greedy rounds) label them and
+    :func:`distill_network` trains the student. Sets ``networks_``,
+    ``distill_agreement_`` and ``distill_curve_`` on ``est``.
+    """
+    known = np.unique(np.nan_to_num(known, nan=np.inf), axis=0)
+    known[np.isinf(known)] = np.nan
+    rows = sample_optimizer_inputs(
+        known, est.distill, n_lambdas=obj.n_lambdas, lambda_range=est.lambda_range,
+        lambda_zero_fraction=est.lambda_zero_fraction, jitter=est.device_jitter,
+        kind_column=kind_column(obj), random_state=rng,
+    )
+    D, lam = rows[:, : obj.n_device_columns], rows[:, obj.n_device_columns:]
+    teacher, _ = best_of(obj, est._candidates(obj, D, lam), D, lam, est.distill_refine)
+    net, curve = distill_network(est, obj, blocks, hidden, D, lam, teacher,
+                                 int(rng.randint(np.iinfo(np.int32).max)))
+    est.networks_ = [net]
+    student = est._candidates(obj, D, lam)[0]
+    est.distill_agreement_ = float((student == teacher).all(axis=1).mean())
+    est.distill_curve_ = curve
+    if est.verbose:
+        print(f"[AmortizedDesignOptimizer] student reproduces the teachers' design on "
+              f"{est.distill_agreement_:.1%} of {len(rows):,} rows")

@@ -1,0 +1,138 @@
+"""Few-shot designs: AdaptedObjective, design_with_shots and `skedge apply --shots`."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skedge._job import load_models
+from skedge.cli import main
+from skedge.datasets._measurement_format import measurement_columns
+from skedge.devices import DEVICE_FEATURES
+from skedge.optimize._adapted import AdaptedObjective, design_with_shots
+from skedge.spaces import get_space
+
+SPACE = get_space("ofa-quant")
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory, cli):
+    out = tmp_path_factory.mktemp("job") / "models"
+    rc, _, stderr = cli(["run", "--fast", "--out", str(out), "--random-state", "3"])
+    assert rc == 0, stderr
+    return out
+
+
+def _phone(name="my_phone"):
+    return {"device": name, "kind": "phone_cpu", "batch_size": 1, "precision_bits": 8,
+            "peak_gflops": 300.0, "mem_bandwidth_gbs": 30.0, "compute_units": 4,
+            "clock_ghz": 2.8, "on_chip_mb": 4.0, "mem_gb": 8, "tdp_w": None,
+            "process_nm": 7, "release_year": 2020}
+
+
+def _shots_file(path, designs, latency, *, device="my_phone", space=SPACE, status="ok",
+                energy=None):
+    """A measurement CSV as `skedge measure` writes it (the columns the reader needs)."""
+    rows = []
+    for i, (x, lat) in enumerate(zip(designs, latency)):
+        row = dict.fromkeys(measurement_columns(space), "")
+        row.update(dict(zip(space.choice_names, x)))
+        row.update(device=device, space="ofa-quant" if space.name == "ofa" else space.name,
+                   design_str=space.to_string(x), latency_ms=lat, status=status,
+                   n_runs=5, warmup=1, threads=1, round=1, backend="torch", target="cpu")
+        if energy is not None:
+            row["energy_mj"] = energy[i]
+        rows.append(row)
+    pd.DataFrame(rows, columns=measurement_columns(space)).to_csv(path, index=False)
+    return path
+
+
+def _device_row():
+    d = pd.DataFrame([_phone()]).drop(columns="device")
+    d["kind"] = 0.0  # phone_cpu
+    return d[list(DEVICE_FEATURES)].astype(float).to_numpy()[0]
+
+
+def test_adapted_objective_replaces_latency_and_its_normalizer(fast_run):
+    opt = load_models(fast_run).optimizer
+    obj, d = opt.objective_, _device_row()
+    designs = SPACE.sample(20, random_state=0)
+    base = obj.metrics(designs, d)
+    adapted = AdaptedObjective(obj, {"latency": lambda X: 3.0 * obj.metrics(X, d)["latency"]})
+    m = adapted.metrics(designs, d)
+    np.testing.assert_allclose(m["latency"], 3 * base["latency"], rtol=1e-6)
+    np.testing.assert_allclose(m["accuracy"], base["accuracy"])
+    refs = adapted.references(np.tile(d, (2, 1)))
+    np.testing.assert_allclose(refs[:, 0], 3 * obj.references(d[None])[0, 0], rtol=1e-5)
+    # A uniform scale changes nothing in the objective (the normalizer scales too).
+    lam = np.tile([0.1, 0.02], (20, 1))
+    np.testing.assert_allclose(
+        adapted.value_from_metrics(m, lam, np.repeat(refs[:1], 20, axis=0)),
+        obj.value_from_metrics(base, lam, np.repeat(obj.references(d[None]), 20, axis=0)),
+        rtol=1e-5)
+    with pytest.raises(ValueError, match="only latency and energy"):
+        AdaptedObjective(obj, {"accuracy": len})
+
+
+def test_design_with_shots_never_worse_than_the_optimizer_under_the_adapted_objective(fast_run):
+    opt = load_models(fast_run).optimizer
+    obj, d = opt.objective_, _device_row()
+    # A device whose big designs are much slower than predicted.
+    replace = {"latency": lambda X: obj.metrics(X, d)["latency"] ** 1.5}
+    lam = np.array([[0.01, 0.02], [0.1, 0.02], [1.0, 0.02]])
+    designs, values, n = design_with_shots(opt, d, lam, replace)
+    assert designs.shape == (3, SPACE.n_choices) and n >= 1
+    adapted = AdaptedObjective(obj, replace)
+    plain = opt.predict(np.column_stack([np.tile(d, (3, 1)), lam]))
+    refs = adapted.references(np.tile(d, (3, 1)))
+    v_plain = adapted.value_from_metrics(adapted.metrics(plain, d), lam, refs)
+    np.testing.assert_allclose(values, adapted.value_from_metrics(
+        adapted.metrics(designs, d), lam, refs), rtol=1e-6)
+    assert np.all(values <= v_plain + 1e-9)
+
+
+def test_apply_with_shots_adapts_and_says_so(fast_run, tmp_path, capsys):
+    dev = tmp_path / "devices.json"
+    dev.write_text(json.dumps([_phone(), _phone("other_phone")]))
+    opt = load_models(fast_run).optimizer
+    designs = SPACE.sample(10, random_state=1)
+    # Measured: 4x the zero-shot prediction on the big designs, as slow on the small.
+    pred = opt.objective_.metrics(designs, _device_row())["latency"]
+    shots = _shots_file(tmp_path / "shots.csv", designs, 2.0 * pred ** 1.5)
+    csv = tmp_path / "designs.csv"
+    rc = main(["apply", "--models", str(fast_run), "--device", str(dev), "--shots", str(shots),
+               "--lambdas", "0.01,0.1", "--out", str(csv)])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "my_phone: adapted from 10 shot(s)" in out.out
+    assert "other_phone: adapted" not in out.out
+    frame = pd.read_csv(csv)
+    mine = frame[frame["device"] == "my_phone"]
+    # The reported latency is the adapted prediction (larger than zero-shot here).
+    zero = opt.objective_.metrics(SPACE.from_strings(mine["design"]), _device_row())["latency"]
+    assert np.all(mine["latency_ms"].to_numpy() > zero)
+
+
+def test_apply_shots_bad_input_exit_2(fast_run, tmp_path, capsys):
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps(_phone()))
+    designs = SPACE.sample(3, random_state=0)
+
+    def fails(shots, *needles):
+        rc = main(["apply", "--models", str(fast_run), "--device", str(dev),
+                   "--shots", str(shots)])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        for needle in needles:
+            assert needle in err, err
+        assert "Traceback" not in err
+
+    fails(_shots_file(tmp_path / "absent.csv", designs, [1.0, 2.0, 3.0], device="nobody"),
+          "'nobody'", "--device")
+    fails(_shots_file(tmp_path / "failed.csv", designs, ["", "", ""], status="error"),
+          "no successful measurement")
+    nb = get_space("nb201")
+    fails(_shots_file(tmp_path / "nb201.csv", nb.sample(3, random_state=0), [1.0, 2.0, 3.0],
+                      space=nb), "nb201", "ofa-quant")
+    fails(tmp_path / "missing.csv", "does not exist")
