@@ -15,7 +15,9 @@ import time
 
 import numpy as np
 
+from .crossdevice import CrossDeviceRegressor
 from .devices import DEVICE_FEATURES
+from .optimize._adapted import design_with_shots
 
 __all__ = ["fit_cross_device", "parse_shots", "shot_designs"]
 
@@ -33,7 +35,6 @@ def parse_shots(text):
 
 def fit_cross_device(space, bench, latency, train, rows_of, sig_idx, random_state):
     """A :class:`~skedge.crossdevice.CrossDeviceRegressor` on the training devices' cells."""
-    from .crossdevice import CrossDeviceRegressor
 
     feats = bench.devices.loc[:, list(DEVICE_FEATURES)]
     X, y, groups = [], [], []
@@ -57,7 +58,6 @@ def shot_designs(opt, model, bench, latency, dev, device_row, lambdas, k, sig_id
     seconds : float
         Adaptation plus design time, per λ.
     """
-    from .optimize._adapted import design_with_shots
 
     cells = np.setdiff1d(np.flatnonzero(latency[dev].notna().to_numpy()), sig_idx)
     shots = rng.choice(cells, size=min(k, len(cells)), replace=False)

@@ -16,9 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.utils import Bunch
 
+from .datasets import load_measurements
 from .devices import DEVICE_FEATURES
+from .fewshot import FewShotAdapter
+from .optimize._adapted import design_with_shots
 
 __all__ = ["adapt_devices", "read_shots", "zero_vs_few_shot"]
 
@@ -46,7 +50,6 @@ def read_shots(path, space, table):
         No such file; a file of another space, of failed rows only, or naming
         a device absent from ``table``.
     """
-    from .datasets import load_measurements
 
     path = Path(path)
     if not path.is_file():
@@ -89,7 +92,6 @@ def adapt_devices(models, table, shots):
         :func:`~skedge.optimize._adapted.design_with_shots` and a line saying
         what was adapted.
     """
-    from .fewshot import FewShotAdapter
 
     adapted = {}
     for name, s in shots.items():
@@ -120,9 +122,7 @@ def zero_vs_few_shot(data, models, opt, lambdas, lam_en, random_state, k=10):
     random); the k-shot designs are chosen as ``skedge apply --shots`` chooses
     them. Returns a frame with one row per (device, λ, shots).
     """
-    import pandas as pd
 
-    from .optimize._adapted import design_with_shots
 
     b, obj = data.bench, opt.objective_
     rng = np.random.RandomState(random_state)

@@ -1,11 +1,9 @@
 """The amortized design optimizer: one network maps (device features, λ) to a design.
 
-Searching the design space anew for every device and every trade-off costs
-thousands of predictor calls each time. :class:`AmortizedDesignOptimizer`
-pays that cost once: it trains a network ``g(d, λ) -> design`` to minimize the
-predicted objective of :class:`~skedge.optimize.Objective` over a whole
-distribution of devices and weights. Afterwards a design for a new device is
-a single forward pass.
+A search costs thousands of predictor calls per device and trade-off;
+:class:`AmortizedDesignOptimizer` pays once, training ``g(d, λ) -> design`` on the
+predicted objective (:class:`~skedge.optimize.Objective`) over a distribution of
+devices and weights, so a design for a new device is one forward pass.
 """
 
 from __future__ import annotations
@@ -481,9 +479,8 @@ default="gumbel-softmax"
         if not 0 <= estimator < len(self.networks_):
             raise ValueError(f"estimator must be in 0..{len(self.networks_) - 1}, got {estimator}.")
         blocks = blocks_of(obj.space)
-        with torch_threads(self.n_threads):
+        with torch_threads(self.n_threads), torch.no_grad():
             L = self._logits(obj, D, lam)[estimator]
-        with torch.no_grad():
             return blocks.unpad(torch.softmax(blocks.pad(L), dim=-1)).double().numpy()
 
     def score(self, X, y=None):
@@ -500,5 +497,4 @@ default="gumbel-softmax"
         score : float
         """
         with torch_threads(self.n_threads):
-            designs = self._predict(X)
-            return -float(np.mean(self.objective_.value(designs, X)))
+            return -float(np.mean(self.objective_.value(self._predict(X), X)))
