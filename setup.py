@@ -59,6 +59,7 @@ setup(
             "onnx>=1.14",
             "onnxruntime>=1.16",
             "nvidia-ml-py>=12",
+            "hypothesis>=6",
         ],
     },
     entry_points={"console_scripts": ["skedge=skedge.cli:main"]},
