@@ -59,6 +59,12 @@ class KnownDeviceTable:
         self._pos_of = None
         self._rows = (pos, cols)
 
+    def _known_stats(self):
+        """Per known device, the mean and spread of its log latencies over the grid."""
+        std = self.known_log_.std(axis=0)
+        self.known_log_mean_ = self.known_log_.mean(axis=0)
+        self.known_log_std_ = np.where(std > 1e-12, std, 1.0)
+
     def _references(self, grid, table):
         everywhere = np.isfinite(table).all(axis=1)
         if self.reference_designs is not None:
@@ -196,14 +202,14 @@ def feature_row(device_features):
         if unknown:
             raise ValueError(f"unknown device feature {unknown[0]!r}; features are "
                              f"{', '.join(DEVICE_FEATURES)}.")
-        frame = device_features.reindex(list(DEVICE_FEATURES)).to_frame().T
-        frame.insert(0, "device", ["device"])
-        return validate_device_table(frame, source="device_features").to_numpy()[0]
-    row = np.asarray(device_features, dtype=np.float64).reshape(-1)
-    if row.shape != (_N_FEATURES,):
-        raise ValueError(f"device_features must hold {_N_FEATURES} values "
-                         f"({', '.join(DEVICE_FEATURES)}); got {row.size}.")
-    if np.isinf(row).any():
-        bad = DEVICE_FEATURES[int(np.argmax(np.isinf(row)))]
-        raise ValueError(f"device feature {bad!r} is infinite.")
-    return row
+        device_features = device_features.reindex(list(DEVICE_FEATURES))
+    else:
+        row = np.asarray(device_features, dtype=np.float64).reshape(-1)
+        if row.shape != (_N_FEATURES,):
+            raise ValueError(f"device_features must hold {_N_FEATURES} values "
+                             f"({', '.join(DEVICE_FEATURES)}); got {row.size}.")
+        device_features = pd.Series(row, index=list(DEVICE_FEATURES))
+    # One validation for every form of row: numbers, kind codes, physical bounds.
+    frame = device_features.to_frame().T
+    frame.insert(0, "device", ["device"])
+    return validate_device_table(frame, source="device_features").to_numpy()[0]

@@ -150,8 +150,8 @@ class AdaptedDevice(RegressorMixin):
         net = model._signature_log(grid, self.signature_)
         guide = (1 - model.blend) * net + model.blend * self._mix_log(K)
         self._profile(guide, K)
-        blended = self._few_shot_log(designs, Ks)
-        residual = logy - blended
+        parts = self._few_shot_parts(designs, Ks)
+        residual = logy - self._blend(parts)
         self.offset_ = float(residual.mean())
         self.head_rmse_ = float(residual.std() * np.sqrt(self.n_shots_ / max(self.n_shots_ - 1, 1)))
         if model.shot_head == "ridge" and self.n_shots_ >= 3:
@@ -159,13 +159,8 @@ class AdaptedDevice(RegressorMixin):
         # Where the network and the known-device parts disagree, errors are larger:
         # their disagreement, scaled so that its mean over the shots is 1, shapes
         # the error the shots measured.
-        self._disagreement_scale = max(float(self._disagreement(designs, Ks).mean()), 1e-12)
+        self._disagreement_scale = max(float(parts.var(axis=0).mean()), 1e-12)
         return self
-
-    def _disagreement(self, designs, K, net=None):
-        if net is None:
-            net = self.model._signature_log(designs, self.signature_)
-        return np.vstack([net, self._mix_log(K), K @ self.profile_weights_]).var(axis=0)
 
     def _profile(self, log_profile, K):
         _, self.profile_weights_ = profile_mix(np.exp(log_profile), np.exp(K),
@@ -207,16 +202,18 @@ class AdaptedDevice(RegressorMixin):
         var = ((z_net - z_matched) * net_stats[1] / 2) ** 2 + self._scale_var
         return out, var
 
-    def _few_shot_log(self, designs, K, net=None):
-        model = self.model
-        if net is None:
-            net = model._signature_log(designs, self.signature_)
-        blend = model.blend
+    def _few_shot_parts(self, designs, K):
+        """Log predictions of the network, the shot-fitted mix and the matched devices."""
+        net = self.model._signature_log(designs, self.signature_)
+        return np.vstack([net, self._mix_log(K), K @ self.profile_weights_])
+
+    def _blend(self, parts):
+        net, mix, matched = parts
+        blend = self.model.blend
         # Known devices twice (mixed to fit the shots, matched to the whole
         # predicted profile), then a geometric blend with the network: their
         # errors are weakly correlated, so the blend ranks better than any part.
-        prior = (self._mix_log(K) + K @ self.profile_weights_) / 2
-        return (1 - blend) * net + blend * prior
+        return (1 - blend) * net + blend * (mix + matched) / 2
 
     # ---------------------------------------------------------- predicting
     def _predict_log(self, designs):
@@ -226,11 +223,11 @@ class AdaptedDevice(RegressorMixin):
         if self.n_shots_ == 0:
             net = model._zero_log(designs, self.features_)
             return self._zero_shot(net, K, self._zero_stats.replay(), fit=False)
-        net = model._signature_log(designs, self.signature_)
-        log_pred = self._few_shot_log(designs, K, net)
+        parts = self._few_shot_parts(designs, K)
+        log_pred = self._blend(parts)
         head = self.offset_ if self.head_ is None else \
             self.head_.predict(model._head_features(designs))
-        shape = self._disagreement(designs, K, net) / self._disagreement_scale
+        shape = parts.var(axis=0) / self._disagreement_scale
         if self.n_shots_ < 3:
             # Too few shots to measure an error: the disagreement itself.
             return log_pred + head, shape * self._disagreement_scale

@@ -318,8 +318,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
             gap = ~np.isfinite(L[:, j])
             L[gap, j] = self._signature_log(self.grid_designs_[gap], np.exp(L[ref_at, j]))
         self.known_log_ = L
-        self.known_log_mean_ = L.mean(axis=0)
-        self.known_log_std_ = np.where(L.std(axis=0) > 1e-12, L.std(axis=0), 1.0)
+        self._known_stats()
         self.design_encoder_ = DesignOneHotEncoder(space=self.space_).fit(self.grid_designs_[:1])
         log_macs = np.log(np.maximum(self.space_.macs(self.grid_designs_), 1e-12))
         self.log_macs_stats_ = (float(log_macs.mean()), float(log_macs.std()) or 1.0)
@@ -418,9 +417,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
             self.measured_log_ = np.column_stack([self.measured_log_, measured])
             self.known_log_ = np.column_stack([self.known_log_, column])
             self.device_features_ = np.vstack([self.device_features_, device.features_])
-        L = self.known_log_
-        self.known_log_mean_ = L.mean(axis=0)
-        self.known_log_std_ = np.where(L.std(axis=0) > 1e-12, L.std(axis=0), 1.0)
+        self._known_stats()
         return self
 
     def _extend_grid(self, new):

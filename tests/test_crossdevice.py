@@ -155,6 +155,9 @@ def test_clone_is_unfitted_and_shares_nothing(model):
     ({"kind": 0, "clock_ghz": np.inf}, "'clock_ghz' is infinite|infinite"),
     ({"kind": 0, "warp_speed": 3.0}, "unknown device feature 'warp_speed'"),
     (np.ones(5), "must hold 12 values"),
+    # An array row is checked like a named one: physical bounds and kind codes.
+    (np.r_[0.0, 1, 32, -300, np.full(8, np.nan)], "peak_gflops"),
+    (np.r_[99.0, np.full(11, np.nan)], "kind"),
 ])
 def test_bad_device_rows(model, features, match):
     if isinstance(features, dict):
