@@ -14,8 +14,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from sklearn.utils import Bunch
 
 from .crossdevice import CrossDeviceRegressor
+from .datasets import to_pairs
 from .devices import DEVICE_FEATURES
 from .optimize._adapted import design_with_shots
 
@@ -33,20 +35,18 @@ def parse_shots(text):
     return values
 
 
-def fit_cross_device(space, bench, latency, train, rows_of, sig_idx, random_state):
-    """A :class:`~skedge.crossdevice.CrossDeviceRegressor` on the training devices' cells."""
+def fit_cross_device(space, bench, latency, train, sig_idx, random_state):
+    """A :class:`~skedge.crossdevice.CrossDeviceRegressor` on every measured cell of the training devices.
 
-    feats = bench.devices.loc[:, list(DEVICE_FEATURES)]
-    X, y, groups = [], [], []
-    for dev in train:
-        rows = rows_of[dev]
-        X.append(np.hstack([bench.designs[rows],
-                            np.tile(feats.loc[dev].to_numpy(np.float64), (len(rows), 1))]))
-        y.append(latency[dev].to_numpy()[rows])
-        groups += [dev] * len(rows)
+    As in ``skedge evaluate-predictors``: the estimator has its defaults, so its
+    networks and its known-device table see every measurement of the training
+    devices (not the optimizer's subsample of cells).
+    """
+
+    X, y, groups = to_pairs(Bunch(**{**bench, "latency": latency}), devices=train)
     model = CrossDeviceRegressor(space=space, reference_designs=bench.designs[sig_idx],
                                  random_state=random_state, n_threads=1)
-    return model.fit(np.vstack(X), np.concatenate(y), groups=np.array(groups))
+    return model.fit(X, y, groups=groups)
 
 
 def shot_designs(opt, model, bench, latency, dev, device_row, lambdas, k, sig_idx, rng):

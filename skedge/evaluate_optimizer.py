@@ -202,12 +202,11 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     def device_cols(dev):
         return np.r_[feats.loc[dev].to_numpy(np.float64), latency[dev].to_numpy()[sig_idx]]
 
-    X, y, rows_of = [], [], {}
+    X, y = [], []
     for dev in train:
         cells = np.flatnonzero(measured[dev].to_numpy())
         rows = np.union1d(rng.choice(cells, size=min(n_train_designs, len(cells)),
                                      replace=False), sig_idx)
-        rows_of[dev] = rows
         X.append(np.hstack([bench.designs[rows], np.tile(device_cols(dev), (len(rows), 1))]))
         y.append(latency[dev].to_numpy()[rows])
     lat = make_performance_pipeline(space, n_signature=len(sig_idx), random_state=random_state,
@@ -236,7 +235,7 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     model = None
     if any(shots):
         t0 = time.perf_counter()
-        model = fit_cross_device(space, bench, latency, train, rows_of, sig_idx, random_state)
+        model = fit_cross_device(space, bench, latency, train, sig_idx, random_state)
         _log(verbose, f"cross-device predictor for the shots fitted in "
                       f"{time.perf_counter() - t0:.0f}s")
     records = []
