@@ -19,9 +19,9 @@ from sklearn.utils import Bunch
 from .crossdevice import CrossDeviceRegressor
 from .datasets import to_pairs
 from .devices import DEVICE_FEATURES
-from .optimize._adapted import design_with_shots
+from .optimize._adapted import AdaptedObjective, design_with_shots
 
-__all__ = ["fit_cross_device", "parse_shots", "shot_designs"]
+__all__ = ["adapted_objective_values", "fit_cross_device", "parse_shots", "shot_designs"]
 
 
 def parse_shots(text):
@@ -57,6 +57,9 @@ def shot_designs(opt, model, bench, latency, dev, device_row, lambdas, k, sig_id
     designs : ndarray of shape (n_lambdas, n_choices)
     seconds : float
         Adaptation plus design time, per λ.
+    objective : AdaptedObjective
+        The device's objective with the adapted latency, the one the designs were
+        chosen by.
     """
 
     cells = np.setdiff1d(np.flatnonzero(latency[dev].notna().to_numpy()), sig_idx)
@@ -64,6 +67,15 @@ def shot_designs(opt, model, bench, latency, dev, device_row, lambdas, k, sig_id
     start = time.perf_counter()
     feats = bench.devices.loc[dev, list(DEVICE_FEATURES)]
     adapted = model.adapt(feats, bench.designs[shots], latency[dev].to_numpy()[shots], name=dev)
+    replace = {"latency": adapted.predict}
     designs, _, _ = design_with_shots(opt, device_row, np.asarray(lambdas).reshape(-1, 1),
-                                      {"latency": adapted.predict})
-    return designs, (time.perf_counter() - start) / len(lambdas)
+                                      replace)
+    seconds = (time.perf_counter() - start) / len(lambdas)
+    return designs, seconds, AdaptedObjective(opt.objective_, replace)
+
+
+def adapted_objective_values(objective, designs, device_row, lambdas):
+    """``f[i, j]``: the objective of ``designs[j]`` at ``lambdas[i]`` (one λ per metric)."""
+    m = objective.metrics(designs, device_row)
+    refs = objective.references(np.asarray(device_row)[None])
+    return -m["accuracy"][None] / 100 + np.asarray(lambdas)[:, None] * m["latency"][None] / refs[0, 0]
