@@ -15,11 +15,14 @@ predictions.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from .._torch import as_tensor, torch_threads
 from ._distill import best_of
+from ._relaxation import blocks_of
 from ._rows import lambda_sweep
 
-__all__ = ["AdaptedObjective", "design_with_shots"]
+__all__ = ["AdaptedObjective", "adapted_encoding", "design_with_shots"]
 
 
 class AdaptedObjective:
@@ -86,7 +89,75 @@ class AdaptedObjective:
         return self.objective.value_from_metrics(metrics, lam, refs)
 
 
-def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_sweep=25):
+def adapted_encoding(optimizer, device_row, replace, *, n_probe=256, n_steps=150,
+                     learning_rate=0.05, random_state=0):
+    """The optimizer's input for a device whose predictions were adapted to measurements.
+
+    The optimizer reads a device as its predictors' encoding of the device
+    columns. This finds, inside the box of encodings it was trained on, the
+    encoding at which the frozen predictor agrees with the adapted one: the
+    centred log predictions of the two on the reference designs plus
+    ``n_probe`` random designs are matched by gradient descent, starting from
+    the encoding of ``device_row``. Only the shape of the predictions is
+    matched (a common factor cancels in the objective's normalization), and
+    one-hot columns (the device kind) stay as they are.
+
+    Parameters
+    ----------
+    optimizer : fitted AmortizedDesignOptimizer
+    device_row : ndarray of shape (n_device_columns,)
+    replace : dict
+        Adapted metrics, as for :class:`AdaptedObjective`.
+    n_probe : int, default=256
+    n_steps : int, default=150
+    learning_rate : float, default=0.05
+    random_state : int, default=0
+        Seed of the probe designs.
+
+    Returns
+    -------
+    encoded : tuple
+        ``(lat_enc, en_enc)`` as :meth:`Objective.encode
+        <skedge.optimize.Objective.encode>` returns it, for one device.
+    """
+    obj = optimizer.objective_
+    box = getattr(optimizer, "device_encoding_range_", (None, None))
+    encoded = list(obj.encode(np.asarray(device_row, dtype=np.float64)[None]))
+    probe = np.vstack([obj.reference_designs, obj.space.sample(n_probe, random_state)])
+    with torch_threads(optimizer.n_threads):
+        blocks = blocks_of(obj.space)
+        P = blocks.unpad(blocks.one_hot(torch.as_tensor(probe))).float()
+        for i, (name, f) in enumerate((("latency", obj.f_lat), ("energy", obj.f_en))):
+            if name not in replace or f is None or not encoded[i] or box[i] is None:
+                continue
+            target = np.log(np.maximum(np.asarray(replace[name](probe), dtype=np.float64),
+                                       1e-12))
+            encoded[i] = _match(f, P, as_tensor(target - target.mean()), encoded[i], box[i],
+                                n_steps, learning_rate)
+    return tuple(encoded)
+
+
+def _match(f, P, target, enc, box, n_steps, learning_rate):
+    """Gradient descent on the free columns of one predictor's device encoding."""
+    start = {k: Z.detach().clone() for k, Z in enc.items()}
+    free = {k: box[k][2] for k in start}
+    params = {k: Z.clone().requires_grad_(True) for k, Z in start.items()}
+    step = torch.optim.Adam(list(params.values()), lr=learning_rate)
+    for _ in range(n_steps):
+        step.zero_grad()
+        Z = {k: torch.where(free[k], params[k], start[k]).expand(len(P), -1) for k in params}
+        logp = torch.log(torch.clamp(f(P, encoded=Z), min=1e-12))
+        loss = ((logp - logp.mean() - target) ** 2).mean()
+        loss.backward()
+        step.step()
+        with torch.no_grad():
+            for k, Z in params.items():
+                Z.copy_(torch.where(free[k], torch.clamp(Z, box[k][0], box[k][1]), start[k]))
+    return {k: Z.detach() for k, Z in params.items()}
+
+
+def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_sweep=25,
+                      adapt_input=True):
     """Designs for one device chosen under its adapted predictors.
 
     Parameters
@@ -101,6 +172,9 @@ def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_
         Greedy rounds under the adapted objective after the choice.
     n_sweep : int, default=25
         Log-spaced λ_lat of the proposal sweep (plus 0), over the optimizer's range.
+    adapt_input : bool, default=True
+        Also propose the optimizer's designs for the adapted device
+        (:func:`adapted_encoding`), besides those for ``device_row``.
 
     Returns
     -------
@@ -117,7 +191,13 @@ def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_
                                        for j in range(1, lam.shape[1])])
     proposal = np.vstack([lam, sweep])
     rows = np.column_stack([np.tile(device_row, (len(proposal), 1)), proposal])
-    proposed = np.unique(optimizer.predict(rows), axis=0)
+    proposed = [optimizer.predict(rows)]
+    if adapt_input:
+        encoded = adapted_encoding(optimizer, device_row, replace)
+        D = np.tile(device_row, (len(proposal), 1))
+        with torch_threads(optimizer.n_threads):
+            proposed += list(optimizer._candidates(obj, D, proposal, encoded=encoded))
+    proposed = np.unique(np.vstack(proposed), axis=0)
     adapted = AdaptedObjective(obj, replace)
     D = np.tile(device_row, (len(lam), 1))
     candidates = np.repeat(proposed[:, None, :], len(lam), axis=1)

@@ -26,7 +26,7 @@ from ._fitted import build_objective, kind_column
 from ._relaxation import RELAXATIONS, blocks_of
 from ._rows import LAMBDA_RANGE, OptimizerMixin, check_lambda_range, check_lambdas
 from ._sampling import sample_optimizer_inputs
-from ._training import TrainingPool, network_input, train_network
+from ._training import TrainingPool, broadcast_encoding, network_input, train_network
 
 __all__ = ["AmortizedDesignOptimizer"]
 
@@ -172,6 +172,9 @@ default="gumbel-softmax"
         ``lambda_log_range_`` to [-1, 1] (λ = 0 is allowed).
     objective_ : Objective
         The predicted objective of the fitted predictors (rebuilt after unpickling).
+    device_encoding_range_ : tuple of (dict or None)
+        Per predictor (latency, energy), the per-column (min, max) of the device
+        encodings trained on; an adapted device is kept inside it.
 
     See Also
     --------
@@ -188,10 +191,7 @@ default="gumbel-softmax"
     settles in one of a few basins and the seed decides which, so
     ``n_estimators`` helps most and ``refine=1`` removes most of the tail.
     Both cost predictor calls at every :meth:`predict`; ``distill`` pays them
-    once, at fit time. On real NB201 (``skedge evaluate-optimizer``, seed 0)
-    the distilled default has true regret median 0.70 %, p90 1.6 %, front
-    hypervolume ratio 0.989 at about 160,000 designs/s (one network without
-    distillation: 2.0 %, 3.9 %, 0.918); fit costs about five networks.
+    once, at fit time (a fit costs about five networks).
 
     Examples
     --------
@@ -304,8 +304,7 @@ default="gumbel-softmax"
 
     # ----------------------------------------------------------- sklearn glue
     def __getstate__(self):
-        # The objective holds frozen copies of the predictors (rebuilt on load):
-        # pickling it would store every predictor twice.
+        # The objective's frozen predictor copies are rebuilt on load, not stored twice.
         state = super().__getstate__()
         state.pop("_objective", None)
         return state
@@ -388,6 +387,7 @@ default="gumbel-softmax"
             lam = np.vstack([lam, extra[:, obj.n_device_columns:]])
             fresh = np.concatenate([fresh, np.ones(len(extra), dtype=bool)])
         pool = TrainingPool(obj, D, lam, fresh)
+        self.device_encoding_range_ = pool.encoding_range()
         blocks = blocks_of(obj.space)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
         self.networks_, self.loss_curves_ = [], []
@@ -406,17 +406,17 @@ default="gumbel-softmax"
         return self
 
     # --------------------------------------------------------------- predict
-    def _logits(self, obj, D, lam):
-        """Logits (n_estimators, n, n_one_hot) in chunks."""
+    def _logits(self, obj, D, lam, *, encoded=None):
+        """Logits (n_estimators, n, n_one_hot); ``encoded`` (one device) replaces ``D``'s."""
         out = []
         with torch.no_grad():
             for s in range(0, len(D), _CHUNK):
-                enc = obj.encode(D[s:s + _CHUNK])
+                enc = obj.encode(D[s:s + _CHUNK]) if encoded is None else \
+                    broadcast_encoding(encoded, len(D[s:s + _CHUNK]))
                 F = self._features(obj, enc, as_tensor(lam[s:s + _CHUNK]))
                 out.append(torch.stack([net(F) for net in self.networks_]))
-        if not out:
-            return torch.zeros(len(self.networks_), 0, obj.space.n_one_hot)
-        return torch.cat(out, dim=1)
+        return torch.cat(out, dim=1) if out else torch.zeros(len(self.networks_), 0,
+                                                             obj.space.n_one_hot)
 
     def predict_network(self, X):
         """Designs proposed by each network, before the selection and refinement of :meth:`predict`.
@@ -433,9 +433,9 @@ default="gumbel-softmax"
         D, lam = self._check_X(obj, X, reset=False)
         return self._candidates(obj, D, lam)
 
-    def _candidates(self, obj, D, lam):
+    def _candidates(self, obj, D, lam, *, encoded=None):
         blocks = blocks_of(obj.space)
-        logits = self._logits(obj, D, lam)
+        logits = self._logits(obj, D, lam, encoded=encoded)
         with torch.no_grad():
             idx = torch.stack([blocks.argmax(L) for L in logits]) if len(D) else torch.zeros(
                 len(self.networks_), 0, obj.space.n_choices, dtype=torch.long)

@@ -19,6 +19,12 @@ def network_input(encoded, lam, lambda_eps, lambda_log_range):
     return torch.cat(parts + [loglam], dim=1)
 
 
+def broadcast_encoding(encoded, n):
+    """One device's ``(lat_enc, en_enc)`` repeated for ``n`` rows."""
+    return tuple(None if enc is None else {k: Z.expand(n, -1) for k, Z in enc.items()}
+                 for enc in encoded)
+
+
 class TrainingPool:
     """Training rows with device encodings and references computed once."""
 
@@ -30,6 +36,14 @@ class TrainingPool:
         self.lam = as_tensor(lam)
         self.fresh = torch.as_tensor(fresh)
         self.n = len(D)
+
+    def encoding_range(self):
+        """Per predictor, per block: the (min, max) of each encoded device column trained
+        on, and whether it varied continuously (a one-hot kind column, only ever 0 or 1,
+        did not)."""
+        return tuple(None if enc is None else {
+            k: (Z.min(0).values, Z.max(0).values, ~((Z == 0) | (Z == 1)).all(0))
+            for k, Z in enc.items()} for enc in (self.lat, self.en))
 
     def __len__(self):
         return self.n
