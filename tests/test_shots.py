@@ -5,12 +5,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from skedge._job import load_models
 from skedge.cli import main
 from skedge.datasets._measurement_format import measurement_columns
 from skedge.devices import DEVICE_FEATURES
-from skedge.optimize._adapted import AdaptedObjective, design_with_shots
+from skedge.optimize._adapted import AdaptedObjective, adapted_encoding, design_with_shots
+from skedge.optimize._relaxation import blocks_of
 from skedge.spaces import get_space
 
 SPACE = get_space("ofa-quant")
@@ -90,6 +92,36 @@ def test_design_with_shots_never_worse_than_the_optimizer_under_the_adapted_obje
     np.testing.assert_allclose(values, adapted.value_from_metrics(
         adapted.metrics(designs, d), lam, refs), rtol=1e-6)
     assert np.all(values <= v_plain + 1e-9)
+
+
+def _shape_error(obj, encoded, designs, latency):
+    blocks = blocks_of(obj.space)
+    P = blocks.unpad(blocks.one_hot(torch.as_tensor(designs))).float()
+    Z = {k: v.expand(len(P), -1) for k, v in encoded[0].items()}
+    lp = np.log(obj.f_lat(P, encoded=Z).numpy())
+    lt = np.log(latency)
+    return float(np.sqrt(np.mean((lp - lp.mean() - lt + lt.mean()) ** 2)))
+
+
+def test_adapted_encoding_takes_the_adapted_shape_inside_the_trained_box(fast_run):
+    opt = load_models(fast_run).optimizer
+    obj, d = opt.objective_, _device_row()
+    base = obj.encode(d[None])
+    # The optimizer's own predictions: the start already matches and is kept.
+    same = adapted_encoding(opt, d, {"latency": lambda X: obj.metrics(X, d)["latency"]})
+    for k, Z in base[0].items():
+        torch.testing.assert_close(same[0][k], Z, atol=1e-4, rtol=0)
+    # A device whose big designs are much slower than predicted.
+    replace = {"latency": lambda X: obj.metrics(X, d)["latency"] ** 1.5}
+    enc = adapted_encoding(opt, d, replace)
+    held = SPACE.sample(300, random_state=7)  # not the probe designs
+    truth = replace["latency"](held)
+    assert _shape_error(obj, enc, held, truth) < _shape_error(obj, base, held, truth)
+    for k, Z in enc[0].items():
+        lo, hi, free = opt.device_encoding_range_[0][k]
+        assert torch.all(Z >= lo - 1e-6) and torch.all(Z <= hi + 1e-6)
+        torch.testing.assert_close(Z[:, ~free], base[0][k][:, ~free])  # the kind stays
+    assert enc[1] is base[1] or all(torch.equal(enc[1][k], base[1][k]) for k in base[1])
 
 
 def test_apply_with_shots_adapts_and_says_so(fast_run, tmp_path, capsys):

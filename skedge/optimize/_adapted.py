@@ -138,22 +138,32 @@ def adapted_encoding(optimizer, device_row, replace, *, n_probe=256, n_steps=150
 
 
 def _match(f, P, target, enc, box, n_steps, learning_rate):
-    """Gradient descent on the free columns of one predictor's device encoding."""
+    """Gradient descent on the free columns of one predictor's device encoding.
+
+    Returns the encoding of the lowest mismatch seen, the start included: Adam's
+    steps do not shrink with the gradient, so where the start already matches
+    (or nothing fits better) the start is kept.
+    """
     start = {k: Z.detach().clone() for k, Z in enc.items()}
     free = {k: box[k][2] for k in start}
     params = {k: Z.clone().requires_grad_(True) for k, Z in start.items()}
     step = torch.optim.Adam(list(params.values()), lr=learning_rate)
-    for _ in range(n_steps):
+    best, best_loss = start, np.inf
+    for i in range(n_steps + 1):
         step.zero_grad()
         Z = {k: torch.where(free[k], params[k], start[k]).expand(len(P), -1) for k in params}
         logp = torch.log(torch.clamp(f(P, encoded=Z), min=1e-12))
         loss = ((logp - logp.mean() - target) ** 2).mean()
+        if float(loss) < best_loss - 1e-9 or i == 0:
+            best_loss, best = float(loss), {k: Z.detach().clone() for k, Z in params.items()}
+        if i == n_steps:
+            break
         loss.backward()
         step.step()
         with torch.no_grad():
             for k, Z in params.items():
                 Z.copy_(torch.where(free[k], torch.clamp(Z, box[k][0], box[k][1]), start[k]))
-    return {k: Z.detach() for k, Z in params.items()}
+    return best
 
 
 def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_sweep=25,
