@@ -406,17 +406,12 @@ default="gumbel-softmax"
         return self
 
     # --------------------------------------------------------------- predict
-    def _logits(self, obj, D, lam, *, encoded=None):
-        """Logits (n_estimators, n, n_one_hot); ``encoded`` (one device) replaces ``D``'s."""
-        out = []
-        with torch.no_grad():
-            for s in range(0, len(D), _CHUNK):
-                enc = obj.encode(D[s:s + _CHUNK]) if encoded is None else \
-                    broadcast_encoding(encoded, len(D[s:s + _CHUNK]))
-                F = self._features(obj, enc, as_tensor(lam[s:s + _CHUNK]))
-                out.append(torch.stack([net(F) for net in self.networks_]))
-        return torch.cat(out, dim=1) if out else torch.zeros(len(self.networks_), 0,
-                                                             obj.space.n_one_hot)
+    def _chunks(self, obj, D, lam, encoded=None):
+        """Network inputs, chunk by chunk; ``encoded`` (one device) replaces ``D``'s."""
+        for s in range(0, len(D), _CHUNK):
+            enc = obj.encode(D[s:s + _CHUNK]) if encoded is None else \
+                broadcast_encoding(encoded, len(D[s:s + _CHUNK]))
+            yield s, self._features(obj, enc, as_tensor(lam[s:s + _CHUNK]))
 
     def predict_network(self, X):
         """Designs proposed by each network, before the selection and refinement of :meth:`predict`.
@@ -434,13 +429,16 @@ default="gumbel-softmax"
         return self._candidates(obj, D, lam)
 
     def _candidates(self, obj, D, lam, *, encoded=None):
-        blocks = blocks_of(obj.space)
-        logits = self._logits(obj, D, lam, encoded=encoded)
+        # Argmax chunk by chunk into one int64 array, canonicalized in one call: the
+        # logits of a 100,000-row batch are never held at once.
+        blocks, n_choices = blocks_of(obj.space), obj.space.n_choices
+        idx = torch.empty(len(self.networks_), len(D), n_choices, dtype=torch.long)
         with torch.no_grad():
-            idx = torch.stack([blocks.argmax(L) for L in logits]) if len(D) else torch.zeros(
-                len(self.networks_), 0, obj.space.n_choices, dtype=torch.long)
-        designs = idx.numpy().astype(np.int64)
-        return np.stack([obj.space.canonicalize(d) for d in designs])
+            for s, F in self._chunks(obj, D, lam, encoded):
+                for i, net in enumerate(self.networks_):
+                    idx[i, s:s + len(F)] = blocks.argmax(net(F))
+        flat = obj.space.canonicalize(idx.numpy().reshape(-1, n_choices))
+        return flat.reshape(len(self.networks_), len(D), n_choices)
 
     def predict(self, X):
         """Design for each optimizer row.
@@ -479,9 +477,11 @@ default="gumbel-softmax"
         if not 0 <= estimator < len(self.networks_):
             raise ValueError(f"estimator must be in 0..{len(self.networks_) - 1}, got {estimator}.")
         blocks = blocks_of(obj.space)
+        net = self.networks_[estimator]
         with torch_threads(self.n_threads), torch.no_grad():
-            L = self._logits(obj, D, lam)[estimator]
-            return blocks.unpad(torch.softmax(blocks.pad(L), dim=-1)).double().numpy()
+            P = [blocks.unpad(torch.softmax(blocks.pad(net(F)), dim=-1))
+                 for _, F in self._chunks(obj, D, lam)]
+        return torch.cat(P).double().numpy() if P else np.zeros((0, obj.space.n_one_hot))
 
     def score(self, X, y=None):
         """Negative mean predicted objective of the predicted designs (higher is better).
