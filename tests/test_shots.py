@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skedge._job import load_models
 from skedge.cli import main
 from skedge.datasets._measurement_format import measurement_columns
 from skedge.devices import DEVICE_FEATURES
 from skedge.optimize._adapted import AdaptedObjective, design_with_shots
+from skedge.persistence import load_models
 from skedge.spaces import get_space
 
 SPACE = get_space("ofa-quant")

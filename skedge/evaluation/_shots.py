@@ -15,22 +15,11 @@ import time
 
 import numpy as np
 
-from .crossdevice import CrossDeviceRegressor
-from .devices import DEVICE_FEATURES
-from .optimize._adapted import design_with_shots
+from ..crossdevice import CrossDeviceRegressor
+from ..devices import DEVICE_FEATURES
+from ..optimize._adapted import design_with_shots
 
-__all__ = ["fit_cross_device", "parse_shots", "shot_designs"]
-
-
-def parse_shots(text):
-    """``"0,10"`` -> ``[0, 10]`` (sorted, distinct, non-negative)."""
-    try:
-        values = sorted({int(v) for v in str(text).split(",") if v.strip()})
-    except ValueError:
-        raise ValueError(f"--shots must be comma-separated integers, got {text!r}.") from None
-    if not values or values[0] < 0:
-        raise ValueError(f"--shots must list shot counts >= 0, got {text!r}.")
-    return values
+__all__ = ["fit_cross_device", "shot_designs"]
 
 
 def fit_cross_device(space, bench, latency, train, rows_of, sig_idx, random_state):
