@@ -49,6 +49,7 @@ class Progress:
 
 
 def format_seconds(s):
+    """A duration for a table: ``"98 µs"``, ``"1.1 ms"`` or ``"2.31 s"``."""
     if s < 1e-3:
         return f"{s * 1e6:.0f} µs"
     if s < 1.0:
@@ -57,6 +58,7 @@ def format_seconds(s):
 
 
 def legend(space):
+    """What the short design names of :func:`~skedge.workflow.design_summary` hold."""
     if space.name == "ofa":
         bits = ", mean weight/activation bits" if getattr(space, "quantize", False) else ""
         return f"design: r resolution, d blocks per stage, MMACs{bits}"
@@ -67,6 +69,7 @@ def legend(space):
 
 
 def print_results(data, results, lam_en):
+    """Print the optimizer-vs-search table of ``skedge run``, per unseen device, and its summary."""
     with_energy = "energy_mJ" in results
     space = data.space
     print(f"\nDesigns for unseen devices (predicted = what the models believe; "
@@ -114,6 +117,7 @@ def print_results(data, results, lam_en):
 
 
 def print_shots(data, table):
+    """Print the zero-shot vs k-shot table of ``skedge run`` and how often the shots helped."""
     k = int(table["shots"].max())
     truth = "simulated" if data.source == "simulator" else "measured"
     print(f"\nZero-shot vs {k}-shot designs for the unseen devices: {k} measured designs per "
@@ -154,6 +158,7 @@ def predicted_columns(block, with_energy):
 
 
 def fmt_metric(v):
+    """A metric for a table: three significant digits below 1000, "nan" when unknown."""
     if not np.isfinite(v):
         return "nan"
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
