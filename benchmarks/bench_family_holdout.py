@@ -29,7 +29,7 @@ from scipy.stats import spearmanr
 
 from skedge import CrossDeviceRegressor
 from skedge.datasets import make_edge_benchmark, to_pairs
-from skedge.evaluate import granted_shots
+from skedge.evaluation import granted_shots
 from skedge.fewshot import KnownDeviceMix
 
 

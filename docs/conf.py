@@ -77,7 +77,8 @@ API_MODULES = [
     ("skedge.optimize", "Design optimization"),
     ("skedge.models", "Runnable networks"),
     ("skedge.measure", "Measuring latency and energy"),
-    ("skedge.evaluate", "Evaluating predictors"),
+    ("skedge.workflow", "The end-to-end workflow"),
+    ("skedge.evaluation", "Evaluating predictors and the optimizer"),
     ("skedge.persistence", "Saving and loading models"),
 ]
 

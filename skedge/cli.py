@@ -23,11 +23,11 @@ from ._version import __version__
 
 # Modules that contribute sub-commands, in the order `skedge --help` lists them.
 COMMAND_MODULES = (
-    "skedge._job",
-    "skedge._demo",
-    "skedge.measure",
-    "skedge.evaluate",
-    "skedge.evaluate_optimizer",
+    "skedge._cli.run",
+    "skedge._cli.apply",
+    "skedge._cli.demo",
+    "skedge._cli.measure",
+    "skedge._cli.evaluate",
 )
 
 

@@ -33,18 +33,10 @@ LAZY_IMPORTS = set()  # the compatibility re-exports of #13 are gone
 MAX_LINES = 500
 
 #: Modules still importing inside functions without a ``# lazy:`` / ``# optional:`` mark.
-LATE_IMPORT_EXCEPTIONS = {
-    # #13: the end-to-end job is being split into a library workflow and CLI commands by
-    # the #15 work, which owns these files; their imports move to the top there.
-    "skedge._job": "#13/#15",
-    "skedge._job_checks": "#13/#15",
-    "skedge.evaluate_optimizer": "#13/#15",
-}
+LATE_IMPORT_EXCEPTIONS = {}  # #13: the job is a workflow plus CLI commands, imports at top
 
 #: Modules longer than :data:`MAX_LINES`, each with the issue that splits it.
-SIZE_EXCEPTIONS = {
-    "skedge._job": "#13/#15",  # eight concerns; split by the #15 work, which owns it
-}
+SIZE_EXCEPTIONS = {}  # #13: skedge._job is split into skedge.workflow and skedge._cli
 
 
 def _module_names():

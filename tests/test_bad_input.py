@@ -389,7 +389,7 @@ def test_cli_subprocess_damaged_model_exit_1(models, phone_json, tmp_path):
 def test_evaluate_optimizer_partly_measured_device(data_home, tmp_path):
     """A device measured on 300 cells (as `skedge measure --n 300` gives) trains or is
     left out with a reason; as a test device it is refused with a message."""
-    from skedge.evaluate_optimizer import evaluate_optimizer
+    from skedge.evaluation import evaluate_optimizer
 
     home = tmp_path / "home"
     (home / "nb201").mkdir(parents=True)

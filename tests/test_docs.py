@@ -43,7 +43,7 @@ def test_api_reference_covers_the_requested_modules():
     for required in ("skedge", "skedge.spaces", "skedge.datasets", "skedge.devices",
                      "skedge.preprocessing", "skedge.pipelines", "skedge.differentiable",
                      "skedge.fewshot", "skedge.optimize", "skedge.models", "skedge.measure",
-                     "skedge.evaluate", "skedge.persistence"):
+                     "skedge.evaluation", "skedge.workflow", "skedge.persistence"):
         assert required in modules
         assert importlib.import_module(required).__all__
 

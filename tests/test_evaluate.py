@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skedge.cli import main
-from skedge.evaluate import evaluate_predictors, load_benchmark, signature_designs
+from skedge.evaluation import evaluate_predictors, load_benchmark, signature_designs
 
 TINY = dict(hidden_layer_sizes=(16,), max_epochs=2, batch_size=1024)
 
@@ -67,7 +67,7 @@ def test_the_granted_designs_come_from_every_device(data_home):
 
 
 def test_same_hardware_is_held_out_together(data_home, monkeypatch):
-    from skedge import evaluate
+    from skedge.evaluation import _predictors as evaluate
 
     seen = {}
 
@@ -113,7 +113,7 @@ def test_cli_writes_json(data_home, tmp_path, capsys):
 def test_the_model_is_the_public_estimator_fitted_on_the_training_devices(data_home):
     """The evaluation's `skedge` is CrossDeviceRegressor with its defaults, nothing else."""
     from skedge import CrossDeviceRegressor
-    from skedge.evaluate import fit_fold_model
+    from skedge.evaluation import fit_fold_model
 
     bench = load_benchmark("nb201", data_home=data_home)
     sig = signature_designs(bench)

@@ -3,7 +3,7 @@
 import pytest
 
 from skedge.cli import main
-from skedge.evaluate_optimizer import evaluate_optimizer
+from skedge.evaluation import evaluate_optimizer
 
 TINY_OPT = dict(n_steps=30, n_augment=128, hidden_layer_sizes=(16,), n_estimators=2,
                 distill=256)

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skedge._job import design_summary, load_models
 from skedge.cli import main
 from skedge.devices import DEVICE_FEATURES
+from skedge.persistence import load_models
 from skedge.spaces import get_space
+from skedge.workflow import design_summary
 
 SPACE = get_space("ofa-quant")
 

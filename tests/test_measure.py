@@ -258,9 +258,9 @@ def test_load_measurements_round_trip(tmp_path):
 
 
 def test_cli_and_designs_files(tmp_path, monkeypatch, capsys):
-    assert "skedge.measure" in cli.COMMAND_MODULES
+    assert "skedge._cli.measure" in cli.COMMAND_MODULES
     # Run the measure sub-command alone, independent of the other modules.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("skedge.measure",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("skedge._cli.measure",))
     space = NB201Space()
     lines = tmp_path / "designs.txt"
     lines.write_text("\n".join(space.to_strings(TINY)) + "\n")

@@ -120,7 +120,7 @@ def test_cuda_without_gpu_fails_before_measuring(tmp_path, monkeypatch, forbid_m
         measure("nb201", out, designs=TINY, cuda_graphs=True, **FAST)
     with pytest.raises(ValueError, match="rounds"):
         measure("nb201", out, designs=TINY, rounds=0, **FAST)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("skedge.measure",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("skedge._cli.measure",))
     assert cli.main(["measure", "--space", "nb201", "--n", "2", "--out", str(out),
                      "--device", "cuda"]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err
@@ -366,7 +366,7 @@ def test_import_timings_round_trip_and_bad_ids(exported, tmp_path):
 
 
 def test_cli_export_measure_import(exported, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("skedge.measure",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("skedge._cli.measure",))
     folder = tmp_path / "cli_export"
     designs = tmp_path / "designs.txt"
     designs.write_text("\n".join(NB201Space().to_strings(TINY[:2])) + "\n")

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from skedge._job import load_models
 from skedge.cli import main
 from skedge.datasets._measurement_format import measurement_columns
 from skedge.devices import DEVICE_FEATURES
 from skedge.optimize._adapted import AdaptedObjective, adapted_encoding, design_with_shots
 from skedge.optimize._relaxation import blocks_of
+from skedge.persistence import load_models
 from skedge.spaces import get_space
 
 SPACE = get_space("ofa-quant")

@@ -24,11 +24,11 @@ there with their own tools; :func:`import_timings` reads the latencies back.
 Modules: :mod:`skedge.datasets._measurement_format` (the file format, shared with the
 loaders), ``_designs`` (which designs), ``_timers`` (torch, CUDA, onnxruntime),
 ``_energy`` (NVML, RAPL), ``_local`` (this machine's CPU), ``_context`` (device
-rows), ``_run`` (:func:`measure`), ``_export`` (ONNX), ``_cli`` (the sub-commands).
+rows), ``_run`` (:func:`measure`), ``_export`` (ONNX); the sub-commands are in
+``skedge._cli.measure``.
 """
 
 from ..datasets._measurement_format import measurement_columns, read_measurement_file
-from ._cli import register
 from ._context import describe_cuda_device
 from ._designs import read_designs_file, select_designs
 from ._energy import (
@@ -58,7 +58,6 @@ __all__ = [
     "read_designs_file",
     "read_manifest",
     "read_measurement_file",
-    "register",
     "repeatability",
     "select_designs",
     "time_model",

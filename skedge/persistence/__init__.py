@@ -48,9 +48,15 @@ function, ...) raises a ``TypeError`` naming where it sits: save its parts
 The format is written by ``_save`` (the encoder), read by ``_load`` (the
 decoder, which resolves only allowlisted classes); ``_format`` holds what both
 share (file names, format version, checksums).
+
+The models folder of ``skedge run`` / ``skedge apply`` (joblib files plus a
+``manifest.json``) is the third format: ``_models_folder``
+(:func:`save_models_folder`, :func:`load_models`, :func:`check_models_folder`).
 """
 
 from ._load import load_model
+from ._models_folder import check_models_folder, load_models, save_models_folder
 from ._save import save_model
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["check_models_folder", "load_model", "load_models", "save_model",
+           "save_models_folder"]

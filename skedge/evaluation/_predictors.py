@@ -26,7 +26,6 @@ scoring (NAS-Bench-201's degenerate cells read ~0 ms on some devices).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import zlib
@@ -37,14 +36,15 @@ from joblib import Parallel, delayed
 from scipy.stats import spearmanr
 from sklearn.utils import check_random_state
 
-from . import datasets
-from .crossdevice import CrossDeviceRegressor
-from .devices import DEVICE_FEATURES
-from .fewshot import KnownDeviceMix, fit_log_affine
-from .model_selection import LeaveOneHardwareOut
-from .spaces import get_space
+from .. import datasets
+from ..crossdevice import CrossDeviceRegressor
+from ..devices import DEVICE_FEATURES
+from ..fewshot import KnownDeviceMix, fit_log_affine
+from ..model_selection import LeaveOneHardwareOut
+from ..spaces import get_space
 
-__all__ = ["evaluate_predictors", "load_benchmark", "format_table", "register"]
+__all__ = ["evaluate_predictors", "fit_fold_model", "format_table", "granted_shots",
+           "load_benchmark", "score_fold", "signature_designs"]
 
 METHODS = ("skedge", "flops", "train_average", "linear_mix")
 N_SIGNATURE = 10
@@ -64,7 +64,7 @@ def load_benchmark(space, *, data_home=None, extra=None):
     return bench
 
 
-def _floor(latency):
+def floor_latency(latency):
     """Per-device floor at the 1st percentile of its measured values."""
     lo = latency.quantile(0.01)
     return latency.clip(lower=lo, axis=1)
@@ -172,7 +172,7 @@ def evaluate_predictors(
             unknown = [d for d in names if d not in devices]
             if unknown:
                 raise ValueError(f"{option}: unknown device {unknown[0]!r}; known: {devices}.")
-    latency = _floor(bench.latency)
+    latency = floor_latency(bench.latency)
     logy = np.log(latency)
     sig_idx = signature_designs(bench)
     cv = LeaveOneHardwareOut(devices=bench.devices, test_devices=test_devices)
@@ -342,64 +342,3 @@ def format_table(records):
     out = pd.concat([wide, means, mins]).sort_index(level=0, sort_remaining=False)
     out.columns = [f"{meth}:{'rho' if m == 'spearman' else 'w10'}" for m, meth in out.columns]
     return out.to_string(float_format=lambda v: f"{v:.3f}")
-
-
-# ---------------------------------------------------------------------- CLI
-def _csv_list(text):
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
-
-
-def register(subparsers):
-    p = subparsers.add_parser(
-        "evaluate-predictors",
-        help="score latency predictors on unseen devices against baselines",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--space", default="nb201", choices=["nb201", "fbnet", "ofa"])
-    p.add_argument("--data-home", default=None, help="real data folder (default: $SKEDGE_DATA)")
-    p.add_argument("--test-devices", default=None,
-                   help="comma-separated device settings (default: leave-one-hardware-out)")
-    p.add_argument("--train-devices", default=None,
-                   help="comma-separated device settings to train on (default: all not held "
-                        "out), e.g. HELP's published split")
-    p.add_argument("--shots", default="0,10",
-                   help="comma-separated numbers of measured designs per test device, "
-                        "e.g. 0,5,10,20,50,100 for a learning curve")
-    p.add_argument("--extra", action="append", default=None,
-                   help="measurement CSV from `skedge measure` to join as devices (repeatable)")
-    p.add_argument("--n-train-designs", type=int, default=None,
-                   help="designs per training device (default: all it has measured)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs of the networks (default: the model's default)")
-    p.add_argument("--random-state", type=int, default=0)
-    p.add_argument("--n-jobs", type=int, default=2, help="folds trained in parallel")
-    p.add_argument("--json", default=None, help="write the records to this file")
-    p.add_argument("--diagnostics", action="store_true",
-                   help="also report the networks alone and the oracle device mix")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_run_evaluate_predictors)
-
-
-def _run_evaluate_predictors(args):
-    t0 = time.perf_counter()
-    records = evaluate_predictors(
-        args.space,
-        data_home=args.data_home,
-        test_devices=_csv_list(args.test_devices),
-        shots=tuple(int(k) for k in _csv_list(args.shots)),
-        extra=args.extra,
-        n_train_designs=args.n_train_designs,
-        train_devices=_csv_list(args.train_devices),
-        model_params={} if args.epochs is None else {"max_epochs": args.epochs},
-        diagnostics=args.diagnostics,
-        n_jobs=args.n_jobs,
-        random_state=args.random_state,
-        verbose=0 if args.quiet else 1,
-    )
-    print(format_table(records))
-    print(f"\n{len(records)} records in {time.perf_counter() - t0:.0f} s")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(records, fh, indent=1)
-        print(f"wrote {args.json}")
-    return 0

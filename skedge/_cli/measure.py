@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+from ..measure import export_onnx, import_timings, measure, read_designs_file, repeatability
 from ..spaces import get_space
-from ._designs import read_designs_file
-from ._export import export_onnx, import_timings
-from ._run import measure, repeatability
 
 __all__ = ["register"]
 

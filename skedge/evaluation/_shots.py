@@ -16,23 +16,12 @@ import time
 import numpy as np
 from sklearn.utils import Bunch
 
-from .crossdevice import CrossDeviceRegressor
-from .datasets import to_pairs
-from .devices import DEVICE_FEATURES
-from .optimize._adapted import AdaptedObjective, design_with_shots
+from ..crossdevice import CrossDeviceRegressor
+from ..datasets import to_pairs
+from ..devices import DEVICE_FEATURES
+from ..optimize._adapted import AdaptedObjective, design_with_shots
 
-__all__ = ["adapted_objective_values", "fit_cross_device", "parse_shots", "shot_designs"]
-
-
-def parse_shots(text):
-    """``"0,10"`` -> ``[0, 10]`` (sorted, distinct, non-negative)."""
-    try:
-        values = sorted({int(v) for v in str(text).split(",") if v.strip()})
-    except ValueError:
-        raise ValueError(f"--shots must be comma-separated integers, got {text!r}.") from None
-    if not values or values[0] < 0:
-        raise ValueError(f"--shots must list shot counts >= 0, got {text!r}.")
-    return values
+__all__ = ["adapted_objective_values", "fit_cross_device", "shot_designs"]
 
 
 def fit_cross_device(space, bench, latency, train, sig_idx, random_state):

@@ -36,7 +36,6 @@ wall time per (d, λ) over the optimizer's (batched predict of all rows).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -44,14 +43,21 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ._checks import check_writable
-from ._evaluate_shots import adapted_objective_values, fit_cross_device, parse_shots, shot_designs
-from ._torch import torch_threads
-from .devices import DEVICE_FEATURES, hardware_groups
-from .pipelines import make_accuracy_pipeline, make_performance_pipeline
-from .spaces import get_space
+from .._torch import torch_threads
+from ..datasets import load_nb201, make_edge_benchmark, to_pairs
+from ..devices import DEVICE_FEATURES, hardware_groups
+from ..optimize import (
+    AmortizedDesignOptimizer,
+    SearchBaseline,
+    hypervolume_2d,
+    sample_optimizer_inputs,
+)
+from ..pipelines import make_accuracy_pipeline, make_performance_pipeline
+from ..spaces import get_space
+from ._predictors import floor_latency, signature_designs
+from ._shots import adapted_objective_values, fit_cross_device, shot_designs
 
-__all__ = ["evaluate_optimizer", "register"]
+__all__ = ["DEFAULT_TEST_DEVICES", "evaluate_optimizer"]
 
 DEFAULT_TEST_DEVICES = ("pixel3", "gold_6240", "titanx_1", "samsung_a50")
 
@@ -62,8 +68,6 @@ def _log(verbose, msg):
 
 
 def _hypervolume(acc, lat, ref_acc, ref_lat):
-    from .optimize import hypervolume_2d
-
     return hypervolume_2d(np.column_stack([acc, lat]), (ref_acc, ref_lat))
 
 
@@ -139,9 +143,7 @@ def evaluate_optimizer(
 PREDICTOR = dict(hidden_layer_sizes=(128, 128, 128), max_epochs=30, batch_size=1024,
                  learning_rate=2e-3)
 #: The accuracy predictor sees a few thousand rows only; with PREDICTOR's batches it
-#: would get ~90 gradient steps. Measured on NB201 (3,000 training cells, scored on the
-#: other 12,625): PREDICTOR gives Spearman 0.848 and true regret median 0.026 for the
-#: exhaustive optimum under the predictors; these settings 0.975 and 0.0037.
+#: would get ~90 gradient steps (the measured effect: docs/benchmarks.rst).
 ACCURACY = dict(hidden_layer_sizes=(128, 128, 128), max_epochs=200, batch_size=128,
                 learning_rate=1e-3, n_estimators=3)
 
@@ -150,18 +152,14 @@ def _fit_accuracy(space, designs, accuracy, predictor_params, random_state):
     """The accuracy pipeline with :data:`ACCURACY` settings (overridden by ``predictor_params``)."""
     acc = make_accuracy_pipeline(space, random_state=random_state,
                                  **{**ACCURACY, **predictor_params})
-    with torch_threads(1):  # small batches: 1 thread fit in 12 s, 2 threads in 40 s (idle)
+    with torch_threads(1):  # small batches: one thread is faster (docs/benchmarks.rst)
         return acc.fit(designs, accuracy)
 
 
 def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_designs,
                     optimizer_params, predictor_params, shots, random_state, verbose):
-    from .datasets import load_nb201
-    from .evaluate import _floor, signature_designs
-    from .optimize import AmortizedDesignOptimizer, sample_optimizer_inputs
-
     bench = load_nb201(data_home=data_home, sources=("help",))
-    latency = _floor(bench.latency)
+    latency = floor_latency(bench.latency)
     devices = list(latency.columns)
     tests = list(test_devices) if test_devices is not None else list(DEFAULT_TEST_DEVICES)
     if not tests:
@@ -316,9 +314,6 @@ def _throughput(opt, D, rng, n=100_000):
 
 def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params, n_designs,
                         n_devices, search_params, random_state, verbose):
-    from .datasets import make_edge_benchmark, to_pairs
-    from .optimize import AmortizedDesignOptimizer, SearchBaseline, sample_optimizer_inputs
-
     space = get_space("ofa-quant")
     t0 = time.perf_counter()
     bench = make_edge_benchmark(space, n_designs=n_designs, n_devices=n_devices,
@@ -381,79 +376,3 @@ def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params,
         "designs_per_second": _throughput(opt, D_train, rng),
     }
     return summary, records
-
-
-def register(subparsers):
-    p = subparsers.add_parser(
-        "evaluate-optimizer",
-        help="regret, Pareto hypervolume and speed of the amortized optimizer",
-        description=(
-            "Regret, Pareto hypervolume and speed of the amortized optimizer, with every "
-            "model trained on non-test devices only: on the real NAS-Bench-201 data against "
-            "the exhaustive optimum (nb201), or on the simulator against evolution "
-            "(ofa-quant). Prints a summary; --json keeps every (device, λ) record."
-        ),
-    )
-    p.add_argument("--space", default="nb201", choices=["nb201", "ofa-quant"],
-                   help="nb201: real NAS-Bench-201 data (needs --data-home or SKEDGE_DATA); "
-                        "ofa-quant: the simulator, compared with evolution (default nb201)")
-    p.add_argument("--data-home", default=None, metavar="DIR",
-                   help="folder of the real data (default: SKEDGE_DATA or ~/skedge_data)")
-    p.add_argument("--test-devices", default=None, metavar="NAMES",
-                   help="nb201: comma-separated fully measured device settings held out with "
-                        f"their hardware (default: {','.join(DEFAULT_TEST_DEVICES)}); "
-                        "ofa-quant: ignored (5 random held-out devices)")
-    p.add_argument("--n-lambdas", type=int, default=24, metavar="N",
-                   help="λ values per test device, log-spaced over the optimizer's range "
-                        "(default 24)")
-    p.add_argument("--n-estimators", type=int, default=None, metavar="N",
-                   help="optimizer networks trained on the objective (teachers of the "
-                        "distilled network; default: the optimizer's, 4)")
-    p.add_argument("--refine", type=int, default=None, metavar="K",
-                   help="greedy refinement rounds after the network at predict time "
-                        "(default: the optimizer's, 0)")
-    p.add_argument("--distill", type=int, default=None, metavar="N",
-                   help="rows labelled by the refined ensemble to train the one network "
-                        "predict uses (0: predict with the ensemble itself; default: the "
-                        "optimizer's, 16384)")
-    p.add_argument("--shots", default="0", metavar="K1,K2,...",
-                   help="nb201: shot counts; at k > 0 each test device's k measured random "
-                        "cells adapt a cross-device latency predictor, under which the "
-                        "optimizer's proposals are re-scored (e.g. 0,10; default 0)")
-    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
-                   help="seed of the samples, the networks and the held-out devices (default 0)")
-    p.add_argument("--json", default=None, metavar="FILE",
-                   help="also write the summary and the per-(device, λ) records to this JSON file")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    p.set_defaults(func=_run)
-
-
-def _run(args):
-    if args.json:
-        check_writable(args.json, "--json")
-    for option, value, low in (("--n-lambdas", args.n_lambdas, 2),
-                               ("--n-estimators", args.n_estimators, 1),
-                               ("--refine", args.refine, 0),
-                               ("--distill", args.distill, 0)):
-        if value is not None and value < low:
-            raise ValueError(f"{option} must be at least {low}, got {value}.")
-    params = {k: v for k, v in (("n_estimators", args.n_estimators), ("refine", args.refine),
-                                ("distill", args.distill)) if v is not None}
-    shots = parse_shots(args.shots)
-    if args.space != "nb201" and shots != [0]:
-        raise ValueError("--shots other than 0 needs --space nb201 (real data).")
-    tests = [t for t in args.test_devices.split(",") if t] if args.test_devices else None
-    summary, records = evaluate_optimizer(
-        args.space, data_home=args.data_home, test_devices=tests, n_lambdas=args.n_lambdas,
-        optimizer_params=params, shots=shots,
-        random_state=args.random_state, verbose=0 if args.quiet else 1,
-    )
-    width = max(len(k) for k in summary)
-    for key, value in summary.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else value
-        print(f"{key:<{width}}  {shown}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({**summary, "records": records}, fh, indent=1)
-        print(f"wrote {args.json}")
-    return 0

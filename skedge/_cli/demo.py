@@ -1,6 +1,6 @@
 """``skedge demo``: simulate a benchmark and show why one latency model per device family fails.
 
-An interim front door until the end-to-end job exists: it runs
+A quick look before the end-to-end job (``skedge run``): it runs
 :func:`skedge.datasets.make_edge_benchmark` and prints, per device family, the
 device count and latency range, then the Spearman rank correlation of design
 latencies between families (well below 1: the fastest designs on one family are
@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from .datasets import make_edge_benchmark
-from .devices import DEVICE_KINDS
+from ..datasets import make_edge_benchmark
+from ..devices import DEVICE_KINDS
 
 __all__ = ["register", "run_demo", "family_summary"]
 

@@ -1,4 +1,4 @@
-"""``skedge apply --shots FILE``: designs for devices with a few measured designs.
+"""Designs for devices with a few measured designs (``skedge apply --shots``, the run's table).
 
 A measurement file written by ``skedge measure`` (any designs, the reference
 designs included or not) names device settings and their measured latencies
@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from .datasets import load_measurements
-from .devices import DEVICE_FEATURES
-from .fewshot import FewShotAdapter
-from .optimize._adapted import design_with_shots
+from ..datasets import load_measurements
+from ..devices import DEVICE_FEATURES
+from ..fewshot import FewShotAdapter
+from ..optimize._adapted import design_with_shots
 
 __all__ = ["adapt_devices", "read_shots", "zero_vs_few_shot"]
 
