@@ -13,6 +13,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV
 
+from skedge._torch import MLP
 from skedge.datasets import make_edge_benchmark, to_pairs
 from skedge.devices import DEVICE_FEATURES
 from skedge.optimize import (
@@ -21,8 +22,9 @@ from skedge.optimize import (
     sample_lambdas,
     sample_optimizer_inputs,
 )
+from skedge.optimize._relaxation import blocks_of
 from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
-from skedge.spaces import FBNetSpace, NB201Space
+from skedge.spaces import FBNetSpace, NB201Space, get_space
 
 FAST = {"hidden_layer_sizes": (32,), "n_steps": 400, "batch_size": 256, "n_augment": 512,
         "n_estimators": 2, "distill": 1024}
@@ -476,3 +478,18 @@ def test_distilled_network_learns_the_refined_ensemble(setup):
     student = obj.value(opt.predict(X), X)
     teacher = obj.value(teachers.predict(X), X)
     assert np.mean(student) <= np.mean(teacher) + 0.03
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "fbnet", "ofa-quant"])
+@pytest.mark.parametrize("shift", [True, False])
+def test_folded_network_proposes_the_same_designs(space_name, shift):
+    # predict folds the ordinal shifts into the last layer and groups the outputs
+    # by option count: the argmax must be that of the network as trained.
+    blocks = blocks_of(get_space(space_name))
+    torch.manual_seed(0)
+    net = MLP(8, blocks.n_outputs(shift), hidden=(16,)).eval()
+    F = torch.randn(2000, 8)
+    with torch.no_grad():
+        expected = blocks.argmax(net(F))
+        folded = blocks.argmax_folded(blocks.fold(net)(F))
+    torch.testing.assert_close(folded, expected, rtol=0, atol=0)

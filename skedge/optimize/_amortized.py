@@ -429,14 +429,14 @@ default="gumbel-softmax"
         return self._candidates(obj, D, lam)
 
     def _candidates(self, obj, D, lam, *, encoded=None):
-        # Argmax chunk by chunk into one int64 array, canonicalized in one call: the
-        # logits of a 100,000-row batch are never held at once.
+        # Folded networks, argmax per chunk (a batch's logits are never held at once).
         blocks, n_choices = blocks_of(obj.space), obj.space.n_choices
         idx = torch.empty(len(self.networks_), len(D), n_choices, dtype=torch.long)
         with torch.no_grad():
+            nets = [blocks.fold(net) for net in self.networks_]
             for s, F in self._chunks(obj, D, lam, encoded):
-                for i, net in enumerate(self.networks_):
-                    idx[i, s:s + len(F)] = blocks.argmax(net(F))
+                for i, net in enumerate(nets):
+                    idx[i, s:s + len(F)] = blocks.argmax_folded(net(F))
         flat = obj.space.canonicalize(idx.numpy().reshape(-1, n_choices))
         return flat.reshape(len(self.networks_), len(D), n_choices)
 

@@ -131,6 +131,42 @@ class _Blocks:
     def unpad(self, grid):
         return grid.reshape(grid.shape[0], -1)[:, self.pos]
 
+    def fold(self, net):
+        """``net`` (an MLP) with the ordinal shifts folded into its last layer, outputs grouped.
+
+        The option logits of :meth:`option_logits` are linear in the last layer's
+        outputs, so a last layer can produce them directly: one matrix product
+        instead of a gather per row. Its outputs are ordered group by group (the
+        choices with the same option count side by side), so that
+        :meth:`argmax_folded` reads each group as a view. For predicting only.
+        """
+        layers = list(net.net)
+        W, b = layers[-1].weight.detach().double(), layers[-1].bias.detach().double()
+        Wl, bl = W[: self.n_one_hot].clone(), b[: self.n_one_hot].clone()
+        if W.shape[0] > self.n_one_hot:
+            has = self.shift_col < self.n_ordinal
+            src = self.n_one_hot + self.shift_col[has]
+            t = self.col_t[has].double()
+            Wl[has] += t[:, None] * W[src]
+            bl[has] += t * b[src]
+        order = torch.cat([cols for _, cols in self.groups])
+        # skip_init: no random initialization, so the global torch RNG is left alone.
+        last = torch.nn.utils.skip_init(torch.nn.Linear, W.shape[1], self.n_one_hot)
+        with torch.no_grad():
+            last.weight.copy_(Wl[order])
+            last.bias.copy_(bl[order])
+        return torch.nn.Sequential(*layers[:-1], last).eval()
+
+    def argmax_folded(self, out):
+        """Option indices (n, n_choices) from the outputs of a :meth:`fold` network."""
+        idx = torch.empty(out.shape[0], self.n_choices, dtype=torch.long)
+        start = 0
+        for choices, cols in self.groups:
+            stop = start + len(cols)
+            idx[:, choices] = out[:, start:stop].view(out.shape[0], len(choices), -1).argmax(-1)
+            start = stop
+        return idx
+
     def argmax(self, out):
         # Per group of choices with the same option count: cheaper than the padded
         # grid, which is mostly padding for OFA (25 resolutions, 3 options elsewhere).
