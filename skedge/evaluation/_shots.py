@@ -1,10 +1,13 @@
 """Few-shot designs in ``skedge evaluate-optimizer --shots 0,10`` (real NB201).
 
-At k > 0 shots, k cells of each test device are "measured" (their true
-latencies, drawn at random, the signature cells excluded), a
-:class:`~skedge.crossdevice.CrossDeviceRegressor` fitted on the training
-devices is adapted to them, and the optimizer's proposals (its λ sweep plus
-greedy moves) are re-scored under the adapted latency
+The optimizer's device row already holds the test device's measured latency
+on the signature designs (at 0 shots too). At k > 0 shots, k more cells of the
+device are "measured" (their true latencies, drawn at random among the other
+cells), and a :class:`~skedge.crossdevice.CrossDeviceRegressor` fitted on the
+training devices is adapted to all of them, the signature cells included: the
+shots add to what the device row holds, never replace it. The optimizer's
+proposals for the device as given and as adapted (λ sweeps) plus greedy moves
+are scored under the adapted latency
 (:func:`~skedge.optimize._adapted.design_with_shots`). The records are scored
 like the zero-shot ones, on true metrics.
 """
@@ -52,7 +55,7 @@ def shot_designs(opt, model, bench, latency, dev, device_row, lambdas, k, sig_id
     """
 
     cells = np.setdiff1d(np.flatnonzero(latency[dev].notna().to_numpy()), sig_idx)
-    shots = rng.choice(cells, size=min(k, len(cells)), replace=False)
+    shots = np.union1d(sig_idx, rng.choice(cells, size=min(k, len(cells)), replace=False))
     start = time.perf_counter()
     feats = bench.devices.loc[dev, list(DEVICE_FEATURES)]
     adapted = model.adapt(feats, bench.designs[shots], latency[dev].to_numpy()[shots], name=dev)
