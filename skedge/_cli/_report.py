@@ -121,8 +121,9 @@ def print_shots(data, table):
     k = int(table["shots"].max())
     truth = "simulated" if data.source == "simulator" else "measured"
     print(f"\nZero-shot vs {k}-shot designs for the unseen devices: {k} measured designs per "
-          "device adapt its latency (and energy) predictor, and the design is chosen under "
-          f"the adapted predictions (as `skedge apply --shots`). Metrics are {truth} (the "
+          "device adapt its latency (and energy) predictor; the optimizer designs for the "
+          "adapted device and the adapted predictions choose (as `skedge apply --shots`). "
+          f"Metrics are {truth} (the "
           "truth); f is the true objective (lower is better).")
     shown = pd.DataFrame({
         "device": table["device"], "λ_lat": table["lambda_latency"].map("{:g}".format),

@@ -75,8 +75,8 @@ def register(subparsers):
     a.add_argument("--shots", default=None, metavar="CSV",
                    help="measurements written by `skedge measure` on some of the --device "
                         "devices (any designs, the reference designs included or not): their "
-                        "latency (and energy) predictors are adapted to the shots and their "
-                        "designs chosen under the adapted predictions")
+                        "latency (and energy) predictors are adapted to the shots, the optimizer "
+                        "designs for the adapted devices and the adapted predictions choose")
     a.add_argument("--quiet", action="store_true", help="print only the designs")
     a.set_defaults(func=apply_command)
 

@@ -110,7 +110,8 @@ def adapt_devices(models, table, shots):
             parts.append(f"{metric}: log y = {adapter.intercept_:+.3f} + "
                          f"{adapter.slope_:.2f} log(predicted)")
         line = (f"{name}: adapted from {len(s.latency)} shot(s) "
-                f"({'; '.join(parts)}); designs chosen under the adapted predictions")
+                f"({'; '.join(parts)}); the optimizer designs for the adapted device "
+                "and the adapted predictions choose")
         adapted[name] = (replace, line)
     return adapted
 
