@@ -4,7 +4,7 @@ from ._device_population import DEVICE_FAMILIES, make_device_population
 from ._devices import load_devices, read_device_file
 from ._home import data_file, get_data_home
 from ._measurements import load_measurements
-from ._pairs import merge_benchmarks, to_pairs
+from ._pairs import floor_latency, merge_benchmarks, to_pairs
 from ._real import (
     load_fbnet,
     load_nb201,
@@ -15,7 +15,7 @@ from ._real import (
 )
 from ._simulator import make_edge_benchmark
 
-__all__ = ["get_data_home", "data_file", "to_pairs", "merge_benchmarks"]
+__all__ = ["get_data_home", "data_file", "to_pairs", "merge_benchmarks", "floor_latency"]
 __all__ += ["load_nb201", "load_fbnet", "load_ofa", "load_reference_designs", "nb201_arch_idx",
             "nb201_designs"]
 __all__ += ["load_measurements", "load_devices", "read_device_file"]

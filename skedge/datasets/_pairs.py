@@ -34,7 +34,7 @@ from sklearn.utils import Bunch
 
 from ..devices import DEVICE_FEATURES
 
-__all__ = ["to_pairs", "merge_benchmarks"]
+__all__ = ["floor_latency", "to_pairs", "merge_benchmarks"]
 
 
 def _select_devices(bunch, devices, target):
@@ -180,3 +180,30 @@ def merge_benchmarks(base, extra):
         reference_idx=np.asarray(base["reference_idx"]),
         DESCR=base.get("DESCR", "") + "\n\nMerged with: " + extra.get("DESCR", "")[:200],
     )
+
+
+def floor_latency(latency):
+    """Floor each device's latencies at its 1st percentile.
+
+    Degenerate NB201 cells (no operation on the path to the output) read about
+    0 ms on some devices, which would dominate ratios and logs; the floor keeps
+    them the fastest cells without the near-zero values.
+
+    Parameters
+    ----------
+    latency : pandas.DataFrame
+        Designs x devices (NaN where not measured).
+
+    Returns
+    -------
+    floored : pandas.DataFrame
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skedge.datasets import floor_latency
+    >>> lat = pd.DataFrame({"a": [0.001] + [1.0] * 99 + [2.0]})
+    >>> float(floor_latency(lat)["a"].min())
+    1.0
+    """
+    return latency.clip(lower=latency.quantile(0.01), axis=1)

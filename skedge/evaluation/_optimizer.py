@@ -44,7 +44,7 @@ import pandas as pd
 from sklearn.utils import Bunch
 
 from .._torch import torch_threads
-from ..datasets import load_nb201, make_edge_benchmark, to_pairs
+from ..datasets import floor_latency, load_nb201, make_edge_benchmark, to_pairs
 from ..devices import DEVICE_FEATURES, hardware_groups
 from ..optimize import (
     AmortizedDesignOptimizer,
@@ -54,7 +54,7 @@ from ..optimize import (
 )
 from ..pipelines import make_accuracy_pipeline, make_performance_pipeline
 from ..spaces import get_space
-from ._predictors import floor_latency, signature_designs
+from ._predictors import signature_designs
 from ._shots import adapted_objective_values, fit_cross_device, shot_designs
 
 __all__ = ["DEFAULT_TEST_DEVICES", "evaluate_optimizer"]

@@ -64,12 +64,6 @@ def load_benchmark(space, *, data_home=None, extra=None):
     return bench
 
 
-def floor_latency(latency):
-    """Per-device floor at the 1st percentile of its measured values."""
-    lo = latency.quantile(0.01)
-    return latency.clip(lower=lo, axis=1)
-
-
 def signature_designs(bench, k=N_SIGNATURE):
     """Row positions of the k signature designs measured on every device.
 
@@ -172,7 +166,7 @@ def evaluate_predictors(
             unknown = [d for d in names if d not in devices]
             if unknown:
                 raise ValueError(f"{option}: unknown device {unknown[0]!r}; known: {devices}.")
-    latency = floor_latency(bench.latency)
+    latency = datasets.floor_latency(bench.latency)
     logy = np.log(latency)
     sig_idx = signature_designs(bench)
     cv = LeaveOneHardwareOut(devices=bench.devices, test_devices=test_devices)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
-from ..datasets import load_nb201, make_edge_benchmark, to_pairs
+from ..datasets import floor_latency, load_nb201, make_edge_benchmark, to_pairs
 from ..devices import hardware_groups
 from ..spaces import get_space
 from ._checks import check_names, check_split
@@ -86,7 +86,7 @@ def nb201_data(space, data_home, n_designs, test, random_state):
         )
     bench = load_nb201(sources=("help",), data_home=data_home)
     # Degenerate cells read ~0 ms on some devices; floor each device at its 1st percentile.
-    bench.latency = bench.latency.clip(lower=bench.latency.quantile(0.01), axis=1)
+    bench.latency = floor_latency(bench.latency)
     names = list(bench.latency.columns)
     if isinstance(test, list):
         check_names(test, names)
