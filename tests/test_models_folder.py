@@ -2,6 +2,7 @@
 both model formats, re-saves that never mix two runs or formats, old (version 1) folders."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +15,6 @@ from skedge.persistence import (
     load_models,
     save_models_folder,
 )
-from skedge.persistence import _models_folder as models_folder
 from skedge.workflow import run_workflow
 
 NAMES = ("accuracy", "latency", "energy", "optimizer")
@@ -126,11 +126,7 @@ def test_unknown_model_format_is_refused(result, tmp_path):
 
 def test_safe_format_without_safetensors_is_a_usage_error(result, tmp_path, monkeypatch):
     save_models_folder(tmp_path / "m", result)
-
-    def missing():
-        raise ImportError("no safetensors")
-
-    monkeypatch.setattr(models_folder, "_safetensors_numpy", missing)
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)  # as if not installed
     with pytest.raises(ValueError, match="safetensors.*--model-format joblib"):
         check_models_folder(tmp_path / "new", overwrite=False)
     check_models_folder(tmp_path / "new", overwrite=False, model_format="joblib")
