@@ -32,11 +32,13 @@ setup(
         # already present nothing more is installed; a bare `torch` on a clean
         # machine would pull a multi-GB CUDA build.
         "torch>=2.1,<2.15",
+        # The safe model format (save_model/load_model), which `skedge run` saves by default.
+        "safetensors>=0.4",
     ],
     extras_require={
         "dask": ["dask[distributed]>=2024.1"],
         "plot": ["matplotlib>=3.7"],
-        "safe": ["safetensors>=0.4"],
+        "safe": [],  # kept for old install commands: safetensors is a core dependency now
         # Profiling devices (skedge measure --backend onnxruntime / --energy on a GPU,
         # skedge export): imported lazily, only by the commands that need them.
         "profile": ["onnx>=1.14", "onnxruntime>=1.16", "nvidia-ml-py>=12"],

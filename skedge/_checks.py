@@ -5,7 +5,8 @@
 * :func:`check_positive_target` - latency / energy targets before a log fit;
 * :class:`CommandFailed` - a failure (not a usage error) the CLI reports with exit code 1;
 * :func:`check_writable` - an output path checked *before* long work starts;
-* :func:`load_model_file` - a joblib model file, with a clean message when it is
+* :func:`load_model_file` - a model file (joblib, or another loader such as
+  :func:`skedge.persistence.load_model`), with a clean message when it is
   truncated, garbage, or not the kind of model expected;
 * :func:`warn_if_accuracy_fraction` - accuracies given as fractions instead of percent;
 * :func:`numeric_column` - a table column as numbers, refusing text that is no number.
@@ -168,8 +169,8 @@ def check_writable(path, option, *, directory=False):
         ) from None
 
 
-def load_model_file(path, *, check, expected):
-    """Load a joblib model file and check what it holds.
+def load_model_file(path, *, check, expected, load=joblib.load, kind="a joblib file"):
+    """Load a model file and check what it holds.
 
     Parameters
     ----------
@@ -178,20 +179,25 @@ def load_model_file(path, *, check, expected):
         ``check(obj) -> bool``: whether the object is the expected model.
     expected : str
         What the file should hold, for the message.
+    load : callable, default=joblib.load
+        ``load(path) -> obj``, e.g. :func:`skedge.persistence.load_model` for
+        the safe format (a folder).
+    kind : str, default="a joblib file"
+        What ``load`` reads, for the message.
 
     Raises
     ------
     CommandFailed
-        The file is truncated, not a joblib file, or holds something else.
+        The file is truncated, not ``kind``, or holds something else.
     """
     path = Path(path)
     try:
-        obj = joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
+        obj = load(path)
+    except Exception as exc:  # noqa: BLE001 - any loading failure means a damaged file
         raise CommandFailed(
             f"{path} could not be loaded ({type(exc).__name__}{': ' if str(exc) else ''}"
             f"{str(exc)[:120]}): it is "
-            "truncated, damaged or not a joblib file. Rerun `skedge run` to rewrite it."
+            f"truncated, damaged or not {kind}. Rerun `skedge run` to rewrite it."
         ) from None
     if not check(obj):
         raise CommandFailed(

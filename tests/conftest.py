@@ -1,13 +1,18 @@
-"""Shared test fixtures: the real data home (skipped with a reason when absent), the CLI."""
+"""Shared test fixtures: the real data home (skipped with a reason when absent), the CLI,
+a models folder as `skedge run` wrote it before the safe format (joblib, manifest version 1)."""
 
 import contextlib
 import io
+import json
 import os
+import shutil
 
+import joblib
 import numpy as np
 import pytest
 
 from skedge.datasets import get_data_home
+from skedge.persistence import load_models
 
 
 def _data_home_or_skip():
@@ -87,3 +92,26 @@ def run_cli(argv):
 def cli():
     """The :func:`run_cli` function."""
     return run_cli
+
+
+def as_joblib_v1_folder(models, dest):
+    """Copy the models folder ``models`` to ``dest`` as `skedge run` wrote it before the safe
+    format: one joblib pickle per model and a version 1 manifest (no ``model_format``)."""
+    loaded = load_models(models)
+    manifest = dict(loaded.manifest, format_version=1)
+    del manifest["model_format"]
+    manifest["files"] = {k: f"{k}.joblib" for k in manifest["files"]}
+    dest.mkdir(parents=True)
+    for key, name in manifest["files"].items():
+        joblib.dump(loaded[key], dest / name)
+    for extra in ("results.csv", "shots.csv"):
+        if (models / extra).is_file():
+            shutil.copy(models / extra, dest / extra)
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def joblib_v1_folder():
+    """The :func:`as_joblib_v1_folder` function."""
+    return as_joblib_v1_folder

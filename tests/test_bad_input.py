@@ -37,6 +37,7 @@ from skedge.devices import (
     FEATURE_BOUNDS,
     validate_device_table,
 )
+from skedge.persistence import load_model
 from skedge.pipelines import make_accuracy_pipeline
 from skedge.preprocessing import DeviceFeatureEncoder
 
@@ -245,15 +246,46 @@ def test_check_writable(tmp_path):
         check_writable(tmp_path / "file", "--out", directory=True)
 
 
-def test_load_model_file_damaged_or_wrong(models, tmp_path):
+def test_load_model_file_damaged_or_wrong(models, tmp_path, joblib_v1_folder):
+    old = joblib_v1_folder(models, tmp_path / "old")
     bad = tmp_path / "optimizer.joblib"
-    for content in (b"", b"garbage", (models / "optimizer.joblib").read_bytes()[:2000]):
+    for content in (b"", b"garbage", (old / "optimizer.joblib").read_bytes()[:2000]):
         bad.write_bytes(content)
-        with pytest.raises(CommandFailed, match="could not be loaded"):
+        with pytest.raises(CommandFailed, match="could not be loaded.*not a joblib file"):
             load_model_file(bad, check=lambda o: True, expected="a model")
     with pytest.raises(CommandFailed, match="holds a Pipeline, not an optimizer"):
-        load_model_file(models / "latency.joblib", check=lambda o: False,
+        load_model_file(old / "latency.joblib", check=lambda o: False,
                         expected="an optimizer")
+
+
+def _damage_safe_model(folder, how, models):
+    """Damage the safe-format model ``folder`` in one of the ways a copy or a disk can."""
+    arrays, doc = folder / "arrays.safetensors", folder / "model.json"
+    if how == "garbage arrays":
+        arrays.write_bytes(b"garbage")
+    elif how == "truncated arrays":
+        arrays.write_bytes(arrays.read_bytes()[:999])
+    elif how == "truncated json":
+        doc.write_text(doc.read_text()[:999])
+    elif how == "empty json":
+        doc.write_text("")
+    elif how == "wrong model":
+        shutil.rmtree(folder)
+        shutil.copytree(models / "latency", folder)
+
+
+@pytest.mark.parametrize("how", ["garbage arrays", "truncated arrays", "truncated json",
+                                 "empty json"])
+def test_load_model_file_damaged_safe_model(models, tmp_path, how):
+    bad = tmp_path / "optimizer"
+    shutil.copytree(models / "optimizer", bad)
+    _damage_safe_model(bad, how, models)
+    with pytest.raises(CommandFailed, match="could not be loaded.*not a skedge model folder"):
+        load_model_file(bad, check=lambda o: True, expected="a model", load=load_model,
+                        kind="a skedge model folder")
+    with pytest.raises(CommandFailed, match="holds a Pipeline, not an optimizer"):
+        load_model_file(models / "latency", check=lambda o: False, expected="an optimizer",
+                        load=load_model, kind="a skedge model folder")
 
 
 # ----------------------------------------------------------------------- run
@@ -269,9 +301,12 @@ def test_run_overwrite_replaces_the_models(tmp_path, cli):
     out.mkdir()
     (out / "note.txt").write_text("mine")
     assert cli(["run", "--fast", "--out", str(out), "--quiet"])[0] == 2
-    rc, stdout, err = cli(["run", "--fast", "--out", str(out), "--quiet", "--overwrite"])
+    rc, stdout, err = cli(["run", "--fast", "--out", str(out), "--quiet", "--overwrite",
+                           "--model-format", "joblib"])
     assert rc == 0, err
     assert (out / "optimizer.joblib").is_file() and (out / "note.txt").read_text() == "mine"
+    assert not (out / "optimizer").exists()
+    assert json.loads((out / "manifest.json").read_text())["model_format"] == "joblib"
     # The next step shows the JSON a device file needs.
     assert '"kind": "phone_cpu"' in stdout and f"skedge apply --models {out}" in stdout
 
@@ -309,13 +344,29 @@ def test_apply_usage_errors_name_option_or_file(models, phone_json, tmp_path, cl
     fails([], "clock_ghz = '2,8'", device=comma)
 
 
-def test_apply_damaged_models_exit_1(models, phone_json, tmp_path, cli):
+@pytest.mark.parametrize("how, needle", [
+    ("garbage arrays", "could not be loaded"), ("truncated json", "could not be loaded"),
+    ("wrong model", "holds a Pipeline"),
+])
+def test_apply_damaged_models_exit_1(models, phone_json, tmp_path, cli, how, needle):
     broken = tmp_path / "broken"
     shutil.copytree(models, broken)
+    _damage_safe_model(broken / "optimizer", how, models)
+    rc, _, err = cli(["apply", "--models", str(broken), "--device", str(phone_json)])
+    assert rc == 1 and needle in err and f"{broken / 'optimizer'} " in err, err
+
+
+def test_apply_damaged_joblib_models_exit_1(models, phone_json, tmp_path, cli,
+                                            joblib_v1_folder):
+    """A folder written before the safe format (joblib, manifest version 1) still loads, and
+    a damaged pickle in it is reported as before."""
+    old = joblib_v1_folder(models, tmp_path / "old")
+    rc, _, err = cli(["apply", "--models", str(old), "--device", str(phone_json)])
+    assert rc == 0, err
     for content, needle in ((b"garbage", "could not be loaded"),
-                            ((models / "latency.joblib").read_bytes(), "holds a Pipeline")):
-        (broken / "optimizer.joblib").write_bytes(content)
-        rc, _, err = cli(["apply", "--models", str(broken), "--device", str(phone_json)])
+                            ((old / "latency.joblib").read_bytes(), "holds a Pipeline")):
+        (old / "optimizer.joblib").write_bytes(content)
+        rc, _, err = cli(["apply", "--models", str(old), "--device", str(phone_json)])
         assert rc == 1 and needle in err and "optimizer.joblib" in err, err
 
 
@@ -376,12 +427,12 @@ def test_cli_subprocess_exit_codes_without_traceback(models, tmp_path, argv, cod
 def test_cli_subprocess_damaged_model_exit_1(models, phone_json, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(models, broken)
-    (broken / "optimizer.joblib").write_bytes((models / "optimizer.joblib").read_bytes()[:999])
+    _damage_safe_model(broken / "optimizer", "truncated arrays", models)
     proc = subprocess.run([sys.executable, "-m", "skedge", "apply", "--models", str(broken),
                            "--device", str(phone_json)], capture_output=True, text=True,
                           cwd=ROOT, timeout=120, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert "optimizer.joblib could not be loaded" in proc.stderr
+    assert f"{broken / 'optimizer'} could not be loaded" in proc.stderr
 
 
 # -------------------------------------------------------- evaluate-optimizer

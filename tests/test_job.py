@@ -3,14 +3,13 @@
 import json
 import shutil
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
 from skedge.cli import main
 from skedge.devices import DEVICE_FEATURES
-from skedge.persistence import load_models
+from skedge.persistence import load_model, load_models
 from skedge.spaces import get_space
 from skedge.workflow import design_summary
 
@@ -48,10 +47,16 @@ def test_run_fast_prints_table_and_writes_models(fast_run):
     shots = pd.read_csv(out / "shots.csv")
     assert sorted(shots["shots"].unique()) == [0, 10]
     assert {"true_accuracy", "true_latency_ms", "true_energy_mJ", "true_objective"} <= set(shots)
-    for name in ("accuracy.joblib", "latency.joblib", "energy.joblib", "optimizer.joblib",
-                 "manifest.json", "results.csv", "shots.csv"):
+    for name in ("accuracy", "latency", "energy", "optimizer"):  # the safe format: no pickle
+        for part in ("model.json", "arrays.safetensors"):
+            assert (out / name / part).is_file(), (name, part)
+    assert not list(out.glob("*.joblib"))
+    for name in ("manifest.json", "results.csv", "shots.csv"):
         assert (out / name).is_file(), name
+    assert "Saved to" in stdout and "accuracy/, latency/, energy/, optimizer/, manifest.json" in stdout
     manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format_version"] == 2 and manifest["model_format"] == "safe"
+    assert manifest["files"] == {k: k for k in ("accuracy", "latency", "energy", "optimizer")}
     assert manifest["space"] == "ofa-quant"
     assert manifest["device_columns"] == list(DEVICE_FEATURES)
     assert manifest["lambda_columns"] == ["lambda_latency", "lambda_energy"]
@@ -105,7 +110,7 @@ def test_saved_optimizer_loads_and_predicts_identically(fast_run):
     # Loaded separately, the predictors agree with the optimizer's copies.
     np.testing.assert_allclose(models.accuracy.predict(designs), m["accuracy"], rtol=1e-6)
     # A second load predicts the same designs (no state drifts on load).
-    again = joblib.load(out / "optimizer.joblib")
+    again = load_model(out / "optimizer")
     np.testing.assert_array_equal(again.predict(X), designs)
 
 
@@ -183,9 +188,12 @@ def test_apply_errors_exit_2(fast_run, tmp_path, capsys):
           "does not exist", "skedge run")
     partial = tmp_path / "partial"
     shutil.copytree(out, partial)
-    (partial / "optimizer.joblib").unlink()
+    (partial / "optimizer" / "arrays.safetensors").unlink()
     fails(["apply", "--models", str(partial), "--device", str(good)],
-          "incomplete", "optimizer.joblib")
+          "incomplete", "optimizer/arrays.safetensors missing")
+    shutil.rmtree(partial / "optimizer")
+    fails(["apply", "--models", str(partial), "--device", str(good)],
+          "incomplete", "optimizer/ missing")
     empty = tmp_path / "empty"
     empty.mkdir()
     fails(["apply", "--models", str(empty), "--device", str(good)], "manifest.json")
@@ -252,7 +260,7 @@ def test_run_nb201_real_data(data_home, tmp_path, cli):
     assert manifest["lambda_columns"] == ["lambda_latency"]
     # The whole TITAN X group (batch 1/32/256) is held out, not only titanx_1.
     assert not [d for d in manifest["train_devices"] if d.startswith("titanx_")]
-    assert not (out / "energy.joblib").exists()
+    assert not (out / "energy").exists() and "energy" not in manifest["files"]
     res = pd.read_csv(out / "results.csv")
     assert np.isfinite(res["true_latency_ms"]).all() and "true_energy_mJ" not in res
     srch = res[res["method"] != "optimizer"]

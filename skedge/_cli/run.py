@@ -6,9 +6,9 @@ data with ``--data-home``. The work is :func:`skedge.workflow.run_workflow`
 (data, predictors, optimizer, comparison with search); this command checks the
 options before any long work, prints the stages and the tables
 (:mod:`skedge._cli._report`), saves the models with
-:func:`skedge.persistence.save_models_folder` plus ``results.csv`` and
-``shots.csv`` to ``--out``, and a Pareto-front plot per unseen device
-(:mod:`skedge._cli._plots`).
+:func:`skedge.persistence.save_models_folder` (the safe format, or pickles
+with ``--model-format joblib``) plus ``results.csv`` and ``shots.csv`` to
+``--out``, and a Pareto-front plot per unseen device (:mod:`skedge._cli._plots`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ import time
 from pathlib import Path
 
 from .._torch import torch_threads
-from ..persistence import check_models_folder, save_models_folder
+from ..persistence import (
+    DEFAULT_MODEL_FORMAT,
+    MODEL_FORMATS,
+    check_models_folder,
+    save_models_folder,
+)
 from ..workflow import (
     DEFAULT_LAMBDA_ENERGY,
     SIZES,
@@ -70,6 +75,10 @@ def register(subparsers):
                         "empty or new unless --overwrite")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the models of an earlier run in --out (refused without it)")
+    p.add_argument("--model-format", choices=MODEL_FORMATS, default=DEFAULT_MODEL_FORMAT,
+                   help=f"how to save the models (default {DEFAULT_MODEL_FORMAT}): safe writes "
+                        "weights and JSON, no pickle, for sharing and shipping; joblib writes "
+                        "pickles, to load only yourself")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: the small networks gain little from more, "
                         "and lose much on a busy machine)")
@@ -93,7 +102,7 @@ def run_command(args):
     if not real:
         check_counts(n_designs, n_devices, test)
     out = Path(args.out)
-    check_models_folder(out, overwrite=args.overwrite)
+    check_models_folder(out, overwrite=args.overwrite, model_format=args.model_format)
     progress = Progress(5, args.quiet)
     start = time.perf_counter()
     with torch_threads(args.threads):
@@ -102,7 +111,7 @@ def run_command(args):
                               lambda_energy=lam_en, fast=args.fast,
                               random_state=args.random_state, progress=progress)
         with progress.step(f"Saving models and plots to {out}/"):
-            files = save_models_folder(out, result)
+            files = save_models_folder(out, result, model_format=args.model_format)
             result.results.to_csv(out / "results.csv", index=False)
             result.shots.to_csv(out / "shots.csv", index=False)
             files += ["results.csv", "shots.csv"]

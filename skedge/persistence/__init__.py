@@ -49,14 +49,21 @@ The format is written by ``_save`` (the encoder), read by ``_load`` (the
 decoder, which resolves only allowlisted classes); ``_format`` holds what both
 share (file names, format version, checksums).
 
-The models folder of ``skedge run`` / ``skedge apply`` (joblib files plus a
-``manifest.json``) is the third format: ``_models_folder``
+The models folder of ``skedge run`` / ``skedge apply`` holds one model per
+stage in either format (a :func:`save_model` folder each by default, or joblib
+files; :data:`MODEL_FORMATS`) plus a ``manifest.json``: ``_models_folder``
 (:func:`save_models_folder`, :func:`load_models`, :func:`check_models_folder`).
 """
 
 from ._load import load_model
-from ._models_folder import check_models_folder, load_models, save_models_folder
+from ._models_folder import (
+    DEFAULT_MODEL_FORMAT,
+    MODEL_FORMATS,
+    check_models_folder,
+    load_models,
+    save_models_folder,
+)
 from ._save import save_model
 
-__all__ = ["check_models_folder", "load_model", "load_models", "save_model",
-           "save_models_folder"]
+__all__ = ["DEFAULT_MODEL_FORMAT", "MODEL_FORMATS", "check_models_folder", "load_model",
+           "load_models", "save_model", "save_models_folder"]

@@ -27,11 +27,13 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _safetensors_numpy():
     try:
-        import safetensors.numpy as st  # optional: the 'safe' extra; joblib works without it
-    except ImportError as exc:  # pragma: no cover - safetensors is a test dependency
+        # optional: a dependency of skedge, but an install made before the safe format became
+        # the default of `skedge run` may lack it; joblib works without it.
+        import safetensors.numpy as st  # optional: see above
+    except ImportError as exc:  # pragma: no cover - safetensors is a dependency
         raise ImportError(
-            "save_model/load_model need the 'safetensors' package: "
-            "pip install 'skedge[safe]' (or pip install safetensors). "
+            "save_model/load_model need the 'safetensors' package (a dependency of skedge): "
+            "pip install safetensors. "
             "joblib.dump/joblib.load work without it, for trusted files only."
         ) from exc
     return st

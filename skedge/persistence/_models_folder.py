@@ -1,16 +1,32 @@
-"""The models folder of ``skedge run``: joblib files plus ``manifest.json``.
+"""The models folder of ``skedge run``: one saved model each, plus ``manifest.json``.
 
 ``skedge run`` writes it (:func:`save_models_folder`), ``skedge apply`` reads
-it (:func:`load_models`). The joblib files are pickles: load only folders you
-made or trust (:func:`~skedge.persistence.save_model` is the safe format for
-one model). The manifest (format ``skedge-job-models``, version 1) names the
-design space, the files, the λ of the run, the devices it trained on and held
-out, the versions of the packages and the wall time of each stage. A folder
-that holds files is never replaced silently (:func:`check_models_folder`).
+it (:func:`load_models`). Each model (``accuracy``, ``latency``, ``energy``
+when the data has it, ``optimizer``) is saved in one of two formats, the same
+for the whole folder:
+
+``"safe"`` (the default)
+    A folder per model written by :func:`~skedge.persistence.save_model`
+    (``accuracy/model.json`` + ``accuracy/arrays.safetensors``, ...): no
+    pickle, nothing in it is executed on load. Ship and share these.
+``"joblib"``
+    One pickle per model (``accuracy.joblib``, ...). A pickle is code: load
+    only folders you made or trust.
+
+The manifest (format ``skedge-job-models``, version 2) records the model
+format and names the files, and holds the design space, the λ of the run, the
+devices it trained on and held out, the versions of the packages and the wall
+time of each stage. Version 1 manifests (written before the safe format was
+the default) name joblib files only and still load. A folder that holds files
+is never replaced silently (:func:`check_models_folder`), and a re-save
+removes the models of an earlier save that this one does not rewrite (the
+other format, an energy model the new run lacks), so a folder never mixes two
+runs or two formats.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 from datetime import UTC, datetime
@@ -29,13 +45,26 @@ from .._version import __version__
 from ..devices import DEVICE_FEATURES
 from ..optimize import AmortizedDesignOptimizer
 from ..spaces import get_space
+from ._format import ARRAYS_NAME, JSON_NAME, _safetensors_numpy
+from ._load import load_model
+from ._save import save_model
 
-__all__ = ["MANIFEST", "MODEL_CHECKS", "MODEL_KINDS", "check_models_folder", "load_models",
-           "save_models_folder"]
+__all__ = ["DEFAULT_MODEL_FORMAT", "MANIFEST", "MODEL_CHECKS", "MODEL_FORMATS", "MODEL_KINDS",
+           "check_models_folder", "load_models", "save_models_folder"]
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "skedge-job-models"
+#: Manifest versions :func:`load_models` reads: 1 (joblib files only) and 2 (``model_format``).
+MANIFEST_VERSION = 2
 MODEL_FILES = ("accuracy", "latency", "energy", "optimizer")
+#: How the models of a folder can be saved; see the module docstring.
+MODEL_FORMATS = ("safe", "joblib")
+DEFAULT_MODEL_FORMAT = "safe"
+# What load_model_file reads, per format: the loader and its name for the messages.
+_LOADERS = {
+    "safe": (load_model, f"a skedge model folder ({JSON_NAME} + {ARRAYS_NAME})"),
+    "joblib": (joblib.load, "a joblib file"),
+}
 
 #: What each model file of a run folder must hold, and how that is checked.
 MODEL_KINDS = {
@@ -58,16 +87,29 @@ MODEL_CHECKS = {"accuracy": _is_predictor, "latency": _is_predictor, "energy": _
                 "optimizer": _is_optimizer}
 
 
-def check_models_folder(out, *, overwrite):
+def check_models_folder(out, *, overwrite, model_format=DEFAULT_MODEL_FORMAT):
     """Refuse a models folder that holds files unless ``overwrite``; check it is writable.
+
+    Parameters
+    ----------
+    out : path-like
+    overwrite : bool
+        Whether the models of an earlier run in ``out`` may be replaced.
+    model_format : {"safe", "joblib"}, default="safe"
+        The format :func:`save_models_folder` will write; ``"safe"`` needs the
+        safetensors package.
 
     Raises
     ------
     ValueError
         ``out`` is a file, cannot be written, or is not empty and ``overwrite``
-        is False.
+        is False; ``model_format`` is unknown or cannot be written here.
     """
     out = Path(out)
+    _check_model_format(model_format, "--model-format")
+    if model_format == "safe":
+        _need_safetensors(" (or pass --model-format joblib, for models you will only load "
+                          "yourself)")
     check_writable(out, "--out", directory=True)
     held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if held and not overwrite:
@@ -78,10 +120,11 @@ def check_models_folder(out, *, overwrite):
         )
 
 
-def save_models_folder(out, result):
-    """Save the models of a workflow: one joblib file each, plus ``manifest.json``.
+def save_models_folder(out, result, *, model_format=DEFAULT_MODEL_FORMAT):
+    """Save the models of a workflow, one per file or folder, plus ``manifest.json``.
 
-    A stale energy model of an earlier run is removed when ``result`` has none.
+    The models of an earlier save that this one does not rewrite are removed:
+    those in the other format, and an energy model when ``result`` has none.
 
     Parameters
     ----------
@@ -90,30 +133,39 @@ def save_models_folder(out, result):
         :func:`check_models_folder`: this function replaces what it holds.
     result : WorkflowResult
         What :func:`skedge.workflow.run_workflow` returned.
+    model_format : {"safe", "joblib"}, default="safe"
+        ``"safe"``: a :func:`~skedge.persistence.save_model` folder per model
+        (``accuracy/``, ...), no pickle; ``"joblib"``: a pickle per model
+        (``accuracy.joblib``, ...), for folders you will only load yourself.
 
     Returns
     -------
     files : list of str
-        The names of the files written.
+        The names of the files written, model folders with a trailing ``/``.
     """
+    _check_model_format(model_format, "model_format")
     out = Path(out)
     data, models, optimizer = result.data, result.models, result.optimizer
     lambdas, lam_en = result.lambdas, result.lambda_energy
     out.mkdir(parents=True, exist_ok=True)
-    files = []
+    saved = {}
     for name in MODEL_FILES:
         est = optimizer if name == "optimizer" else models[name]
-        path = out / f"{name}.joblib"
+        # A stale model of an earlier run (the other format, or energy this run lacks) must
+        # not be mistaken for this run's.
+        _remove_model(out, name)
         if est is None:
-            # A stale file from an earlier run with energy must not be mistaken for this run's.
-            path.unlink(missing_ok=True)
             continue
-        joblib.dump(est, path)
-        files.append(path.name)
+        saved[name] = _model_file(name, model_format)
+        if model_format == "safe":
+            save_model(est, out / saved[name], overwrite=True)
+        else:
+            joblib.dump(est, out / saved[name])
     obj = optimizer.objective_
     manifest = {
         "format": MANIFEST_FORMAT,
-        "format_version": 1,
+        "format_version": MANIFEST_VERSION,
+        "model_format": model_format,
         "space": result.space,
         "space_repr": repr(data.space),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -123,8 +175,7 @@ def save_models_folder(out, result):
         "device_columns": list(DEVICE_FEATURES),
         "lambda_columns": obj.lambda_names,
         "energy": models.energy is not None,
-        "files": {name: f"{name}.joblib" for name in MODEL_FILES
-                  if (optimizer if name == "optimizer" else models[name]) is not None},
+        "files": saved,
         "lambdas": list(lambdas),
         "lambda_energy": lam_en if models.energy is not None else None,
         "train_devices": list(data.train_devices),
@@ -134,8 +185,51 @@ def save_models_folder(out, result):
         "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    files.append(MANIFEST)
-    return files
+    folder = "/" if model_format == "safe" else ""
+    return [f"{name}{folder}" for name in saved.values()] + [MANIFEST]
+
+
+def _check_model_format(model_format, option):
+    if model_format not in MODEL_FORMATS:
+        raise ValueError(
+            f"{option} must be one of {', '.join(MODEL_FORMATS)}, got {model_format!r}."
+        )
+
+
+def _need_safetensors(hint=""):
+    """Refuse, with a one-line message, when the safe format's package is missing."""
+    try:
+        _safetensors_numpy()
+    except ImportError:
+        raise ValueError(
+            f"the safe model format needs the safetensors package: pip install safetensors{hint}."
+        ) from None
+
+
+def _model_file(name, model_format):
+    """The name of model ``name`` in the folder: a folder (safe) or a ``.joblib`` file."""
+    return name if model_format == "safe" else f"{name}.joblib"
+
+
+def _remove_model(out, name):
+    """Remove model ``name`` of an earlier save in ``out``, in either format."""
+    (out / _model_file(name, "joblib")).unlink(missing_ok=True)
+    folder = out / _model_file(name, "safe")
+    if folder.is_dir():
+        for part in (JSON_NAME, ARRAYS_NAME):
+            (folder / part).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # kept when it holds files that are not skedge's
+
+
+def _missing_parts(path, file, model_format):
+    """The parts of a model that ``path`` lacks, as names relative to ``path``."""
+    if model_format == "joblib":
+        return [] if (path / file).is_file() else [file]
+    if not (path / file).is_dir():
+        return [f"{file}/"]
+    return [f"{file}/{part}" for part in (JSON_NAME, ARRAYS_NAME)
+            if not (path / file / part).is_file()]
 
 
 def _versions():
@@ -155,17 +249,24 @@ def load_models(path):
     -------
     models : Bunch
         ``accuracy``, ``latency``, ``energy`` (None without energy),
-        ``optimizer`` and ``manifest`` (dict).
+        ``optimizer``, ``manifest`` (dict) and ``space``.
 
     Raises
     ------
     FileNotFoundError
         The folder, its manifest or a model file is missing.
     ValueError
-        The manifest is not a skedge job manifest, or the optimizer was
-        fitted for another space than the manifest says.
+        The manifest is not a skedge job manifest (or one of a later
+        version), or the optimizer was fitted for another space than the
+        manifest says.
     CommandFailed
         A model file is truncated, damaged or holds another kind of model.
+
+    Notes
+    -----
+    The manifest says which format the models are in (version 1: joblib
+    only). Models in the safe format are loaded without unpickling anything;
+    joblib models are pickles, so load a joblib folder only when you trust it.
     """
     path = Path(path)
     if not path.is_dir():
@@ -183,19 +284,21 @@ def load_models(path):
         raise ValueError(f"{mpath} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{mpath} is not a skedge job manifest (format {MANIFEST_FORMAT!r}).")
-    files = manifest.get("files", {})
+    model_format = _manifest_model_format(manifest, mpath)
+    files = {k: manifest.get("files", {}).get(k, _model_file(k, model_format))
+             for k in MODEL_FILES}
     needed = ["accuracy", "latency", "optimizer"] + (["energy"] if manifest.get("energy") else [])
-    missing = [files.get(k, f"{k}.joblib") for k in needed
-               if not (path / files.get(k, f"{k}.joblib")).is_file()]
+    missing = [part for k in needed for part in _missing_parts(path, files[k], model_format)]
     if missing:
         raise FileNotFoundError(
             f"models directory {path} is incomplete: {', '.join(missing)} missing; "
             "rerun `skedge run`."
         )
+    load, kind = _LOADERS[model_format]
     out = Bunch(manifest=manifest, energy=None)
     for key in needed:
-        out[key] = load_model_file(path / files.get(key, f"{key}.joblib"),
-                                   check=MODEL_CHECKS[key], expected=MODEL_KINDS[key])
+        out[key] = load_model_file(path / files[key], check=MODEL_CHECKS[key],
+                                   expected=MODEL_KINDS[key], load=load, kind=kind)
     space = get_space(manifest["space"])
     if get_space(out.optimizer.space) != space:
         raise ValueError(
@@ -204,3 +307,24 @@ def load_models(path):
         )
     out.space = space
     return out
+
+
+def _manifest_model_format(manifest, mpath):
+    """The format of a manifest's models: joblib for version 1, ``model_format`` from 2 on."""
+    version = manifest.get("format_version", 1)
+    if version == 1:
+        return "joblib"
+    if version != MANIFEST_VERSION:
+        raise ValueError(
+            f"{mpath} has format version {version!r}; this skedge ({__version__}) reads "
+            f"versions 1 to {MANIFEST_VERSION}. Update skedge, or rerun `skedge run`."
+        )
+    model_format = manifest.get("model_format")
+    if model_format not in MODEL_FORMATS:
+        raise ValueError(
+            f"{mpath} names the model format {model_format!r}; this skedge reads "
+            f"{', '.join(MODEL_FORMATS)}."
+        )
+    if model_format == "safe":
+        _need_safetensors()
+    return model_format
