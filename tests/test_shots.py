@@ -1,6 +1,8 @@
 """Few-shot designs: AdaptedObjective, design_with_shots and `skedge apply --shots`."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -122,6 +124,21 @@ def test_adapted_encoding_takes_the_adapted_shape_inside_the_trained_box(fast_ru
         assert torch.all(Z >= lo - 1e-6) and torch.all(Z <= hi + 1e-6)
         torch.testing.assert_close(Z[:, ~free], base[0][k][:, ~free])  # the kind stays
     assert enc[1] is base[1] or all(torch.equal(enc[1][k], base[1][k]) for k in base[1])
+
+
+def test_adapted_encoding_warns_nothing(fast_run):
+    # A user of `skedge apply --shots` sees every warning, and torch warns only once per
+    # process: check in a fresh one, with warnings as errors.
+    code = (
+        "import numpy as np; from numpy import nan; from skedge.persistence import load_models; "
+        "from skedge.optimize._adapted import adapted_encoding; "
+        f"opt = load_models({str(fast_run)!r}).optimizer; obj = opt.objective_; "
+        f"d = np.array({_device_row().tolist()!r}); "
+        "adapted_encoding(opt, d, {'latency': lambda X: obj.metrics(X, d)['latency'] ** 1.5})"
+    )
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_apply_with_shots_adapts_and_says_so(fast_run, tmp_path, capsys):

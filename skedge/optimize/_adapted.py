@@ -154,8 +154,9 @@ def _match(f, P, target, enc, box, n_steps, learning_rate):
         Z = {k: torch.where(free[k], params[k], start[k]).expand(len(P), -1) for k in params}
         logp = torch.log(torch.clamp(f(P, encoded=Z), min=1e-12))
         loss = ((logp - logp.mean() - target) ** 2).mean()
-        if float(loss) < best_loss - 1e-9 or i == 0:
-            best_loss, best = float(loss), {k: Z.detach().clone() for k, Z in params.items()}
+        value = float(loss.detach())
+        if value < best_loss - 1e-9 or i == 0:
+            best_loss, best = value, {k: Z.detach().clone() for k, Z in params.items()}
         if i == n_steps:
             break
         loss.backward()
