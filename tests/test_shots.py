@@ -137,7 +137,7 @@ def test_adapted_encoding_warns_nothing(fast_run):
         "adapted_encoding(opt, d, {'latency': lambda X: obj.metrics(X, d)['latency'] ** 1.5})"
     )
     proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
