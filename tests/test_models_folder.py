@@ -132,3 +132,13 @@ def test_safe_format_without_safetensors_is_a_usage_error(result, tmp_path, monk
     check_models_folder(tmp_path / "new", overwrite=False, model_format="joblib")
     with pytest.raises(ValueError, match="needs the safetensors package"):
         load_models(tmp_path / "m")
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "/etc/passwd", "sub/optimizer", "..", 3])
+def test_manifest_file_names_stay_in_the_folder(result, tmp_path, name):
+    save_models_folder(tmp_path, result)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["files"]["optimizer"] = name
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"files\['optimizer'\] = .* is not a file name in"):
+        load_models(tmp_path)

@@ -287,6 +287,10 @@ def load_models(path):
     model_format = _manifest_model_format(manifest, mpath)
     files = {k: manifest.get("files", {}).get(k, _model_file(k, model_format))
              for k in MODEL_FILES}
+    for key, name in files.items():
+        # A manifest names files inside its folder, never a path elsewhere on the machine.
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise ValueError(f"{mpath}: files[{key!r}] = {name!r} is not a file name in {path}.")
     needed = ["accuracy", "latency", "optimizer"] + (["energy"] if manifest.get("energy") else [])
     missing = [part for k in needed for part in _missing_parts(path, files[k], model_format)]
     if missing:
