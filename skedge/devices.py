@@ -191,8 +191,6 @@ def validate_device_table(df, *, source="device table"):
     missing = [c for c in DEVICE_FEATURES if c not in df.columns]
     if missing:
         raise ValueError(f"{source} lacks the device feature columns {missing}.")
-    if df.index.duplicated().any():
-        raise ValueError(f"{source} lists device {df.index[df.index.duplicated()][0]!r} twice.")
     kind = df["kind"]
     if kind.dtype == object or pd.api.types.is_string_dtype(kind):
         # Names and codes may be mixed (e.g. JSON rows written by different tools).
@@ -206,12 +204,31 @@ def validate_device_table(df, *, source="device table"):
         df["kind"] = codes.fillna(names.map({k: i for i, k in enumerate(DEVICE_KINDS)}))
     out = pd.DataFrame({c: numeric_column(df[c], c, source) for c in DEVICE_FEATURES},
                        index=df.index)
+    out = _merge_repeats(out, source)
     _check_bounds(out, source)
     bad_kind = out["kind"].dropna()
     bad_kind = bad_kind[(bad_kind < 0) | (bad_kind >= len(DEVICE_KINDS)) | (bad_kind % 1 != 0)]
     if len(bad_kind):
         raise ValueError(f"{source}: device {bad_kind.index[0]!r} has an invalid kind code.")
     return out
+
+
+def _merge_repeats(table, source):
+    """One row per device: a device listed again with the same features is the same device
+    (a measurement file repeats its device row on every design); different features are
+    refused, naming the first field that differs."""
+    repeated = table.index.duplicated()
+    if not repeated.any():
+        return table
+    for name in table.index[repeated].unique():
+        rows = table.loc[[name]]
+        same = rows.eq(rows.iloc[0]) | (rows.isna() & rows.iloc[0].isna())
+        if not same.all(axis=None):
+            field = same.columns[~same.all(axis=0)][0]
+            values = ", ".join(f"{v:g}" for v in rows[field].drop_duplicates())
+            raise ValueError(f"{source} lists device {name!r} twice with different {field} "
+                             f"({values}).")
+    return table[~repeated]
 
 
 def _check_bounds(table, source):

@@ -163,6 +163,29 @@ def test_apply_with_shots_adapts_and_says_so(fast_run, tmp_path, capsys):
     assert np.all(mine["latency_ms"].to_numpy() > zero)
 
 
+def test_apply_takes_the_measurement_file_as_device_and_shots(fast_run, tmp_path):
+    # `skedge measure` writes the device row on every design: the same file can describe
+    # the device and hold its shots, and the user sees no warning on the way.
+    designs = SPACE.sample(10, random_state=2)
+    path = tmp_path / "my_phone.csv"
+    _shots_file(path, designs, np.linspace(5.0, 20.0, 10))
+    frame = pd.read_csv(path)
+    for field, value in _phone().items():
+        frame[field] = value
+    frame.to_csv(path, index=False)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "skedge.cli", "apply", "--models", str(fast_run),
+         "--device", str(path), "--shots", str(path), "--lambdas", "0.02"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "my_phone: adapted from 10 shot(s)" in proc.stdout
+    assert "warning" not in proc.stderr.lower()
+    # A device listed again with other features is still refused, naming the field.
+    frame.loc[3, "peak_gflops"] = 900.0
+    frame.to_csv(path, index=False)
+    assert main(["apply", "--models", str(fast_run), "--device", str(path)]) == 2
+
+
 def test_apply_shots_bad_input_exit_2(fast_run, tmp_path, capsys):
     dev = tmp_path / "dev.json"
     dev.write_text(json.dumps(_phone()))

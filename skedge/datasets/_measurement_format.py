@@ -140,7 +140,9 @@ def _parse(text, path, dtype):
     for col, default in _DEFAULTS.items():
         if col not in frame.columns:
             frame[col] = default
-    return frame
+    # One block per column (an OFA file has over 100): consolidate, or every later
+    # column added to the frame makes pandas warn the user about fragmentation.
+    return frame.copy()
 
 
 def read_measurement_file(path):
