@@ -55,7 +55,7 @@ from ..optimize import (
 from ..pipelines import make_accuracy_pipeline, make_performance_pipeline
 from ..spaces import get_space
 from ._predictors import signature_designs
-from ._shots import adapted_objective_values, fit_cross_device, shot_designs
+from ._shots import fit_cross_device, objective_values, shot_designs
 
 __all__ = ["DEFAULT_TEST_DEVICES", "evaluate_optimizer"]
 
@@ -242,10 +242,8 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     for dev in tests:
         d = device_cols(dev)
         lat_true = latency[dev].to_numpy()[pos]
-        m = obj.metrics(all_designs, d)
-        refs = obj.references(d[None])
         ref_true = np.exp(np.log(latency[dev].to_numpy()[ref_pos]).mean())
-        f_pred = -m["accuracy"][None] / 100 + lambdas[:, None] * m["latency"][None] / refs[0, 0]
+        f_pred = objective_values(obj, all_designs, d, lambdas)
         f_true = -acc_true[None] / 100 + lambdas[:, None] * lat_true[None] / ref_true
         ref_pt = (acc_true.min(), lat_true.max())
         hv_true = _hypervolume(acc_true, lat_true, *ref_pt)
@@ -260,7 +258,7 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
                 chosen, opt_s, adapted = shot_designs(opt, model, bench, latency, dev, d,
                                                       lambdas, k, sig_idx, rng)
                 # Regret and floor under the objective the shots' designs were chosen by.
-                fp_k = adapted_objective_values(adapted, all_designs, d, lambdas)
+                fp_k = objective_values(adapted, all_designs, d, lambdas)
             idx = np.ravel_multi_index(chosen.T, space.n_options)
             where = np.searchsorted(np.ravel_multi_index(all_designs.T, space.n_options), idx)
             hv = _hypervolume(acc_true[where], lat_true[where], *ref_pt) / hv_true

@@ -24,7 +24,7 @@ from ..datasets import to_pairs
 from ..devices import DEVICE_FEATURES
 from ..optimize._adapted import AdaptedObjective, design_with_shots
 
-__all__ = ["adapted_objective_values", "fit_cross_device", "shot_designs"]
+__all__ = ["fit_cross_device", "objective_values", "shot_designs"]
 
 
 def fit_cross_device(space, bench, latency, train, sig_idx, random_state):
@@ -66,8 +66,14 @@ def shot_designs(opt, model, bench, latency, dev, device_row, lambdas, k, sig_id
     return designs, seconds, AdaptedObjective(opt.objective_, replace)
 
 
-def adapted_objective_values(objective, designs, device_row, lambdas):
-    """``f[i, j]``: the objective of ``designs[j]`` at ``lambdas[i]`` (one λ per metric)."""
+def objective_values(objective, designs, device_row, lambdas):
+    """``f[i, j]``: the objective of ``designs[j]`` at ``lambdas[i]`` on one device.
+
+    ``objective`` is an :class:`~skedge.optimize.Objective` or an
+    :class:`~skedge.optimize._adapted.AdaptedObjective`; its own
+    ``value_from_metrics`` computes the values (one λ per row, latency only).
+    """
     m = objective.metrics(designs, device_row)
     refs = objective.references(np.asarray(device_row)[None])
-    return -m["accuracy"][None] / 100 + np.asarray(lambdas)[:, None] * m["latency"][None] / refs[0, 0]
+    lam = np.asarray(lambdas, dtype=np.float64).reshape(-1, 1, 1)
+    return objective.value_from_metrics(m, lam, refs)
