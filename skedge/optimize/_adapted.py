@@ -205,9 +205,9 @@ def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_
     proposed = [optimizer.predict(rows)]
     if adapt_input:
         encoded = adapted_encoding(optimizer, device_row, replace)
-        D = np.tile(device_row, (len(proposal), 1))
         with torch_threads(optimizer.n_threads):
-            proposed += list(optimizer._candidates(obj, D, proposal, encoded=encoded))
+            proposed += list(optimizer._candidates(obj, rows[:, :obj.n_device_columns],
+                                                   proposal, encoded=encoded))
     proposed = np.unique(np.vstack(proposed), axis=0)
     adapted = AdaptedObjective(obj, replace)
     D = np.tile(device_row, (len(lam), 1))
