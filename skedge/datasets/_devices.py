@@ -20,8 +20,6 @@ __all__ = ["load_devices", "read_device_file"]
 def load_devices(data_home=None):
     """Load ``devices/devices.csv`` from the data home.
 
-    (Also importable from :mod:`skedge.devices`, its former home.)
-
     Parameters
     ----------
     data_home : str or path-like, default=None
