@@ -304,10 +304,9 @@ default="gumbel-softmax"
 
     # ----------------------------------------------------------- sklearn glue
     def __getstate__(self):
-        # The objective's frozen predictor copies are rebuilt on load, not stored twice.
+        # Derived state (frozen predictor copies, folded networks) is rebuilt on load.
         state = super().__getstate__()
-        state.pop("_objective", None)
-        return state
+        return {k: v for k, v in state.items() if k not in ("_objective", "_folded")}
 
     # ------------------------------------------------------------- objective
     @property
@@ -425,17 +424,17 @@ default="gumbel-softmax"
 
     def _predict_network(self, X):
         obj = self.objective_
-        D, lam = self._check_X(obj, X, reset=False)
-        return self._candidates(obj, D, lam)
+        return self._candidates(obj, *self._check_X(obj, X, reset=False))
 
     def _candidates(self, obj, D, lam, *, encoded=None):
-        # Folded networks, argmax per chunk (a batch's logits are never held at once).
+        # Argmax per chunk; folded networks are cached with the networks they came from.
         blocks, n_choices = blocks_of(obj.space), obj.space.n_choices
         idx = torch.empty(len(self.networks_), len(D), n_choices, dtype=torch.long)
+        if getattr(self, "_folded", (None,))[0] != tuple(self.networks_):
+            self._folded = (tuple(self.networks_), [blocks.fold(n) for n in self.networks_])
         with torch.no_grad():
-            nets = [blocks.fold(net) for net in self.networks_]
             for s, F in self._chunks(obj, D, lam, encoded):
-                for i, net in enumerate(nets):
+                for i, net in enumerate(self._folded[1]):
                     idx[i, s:s + len(F)] = blocks.argmax_folded(net(F))
         flat = obj.space.canonicalize(idx.numpy().reshape(-1, n_choices))
         return flat.reshape(len(self.networks_), len(D), n_choices)
