@@ -80,7 +80,7 @@ def _run_evaluate_predictors(args):
         args.space,
         data_home=args.data_home,
         test_devices=_csv_list(args.test_devices),
-        shots=tuple(int(k) for k in _csv_list(args.shots)),
+        shots=tuple(parse_shots(args.shots)),
         extra=args.extra,
         n_train_designs=args.n_train_designs,
         train_devices=_csv_list(args.train_devices),
