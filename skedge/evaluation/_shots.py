@@ -8,7 +8,7 @@ training devices is adapted to all of them, the signature cells included: the
 shots add to what the device row holds, never replace it. The optimizer's
 proposals for the device as given and as adapted (λ sweeps) plus greedy moves
 are scored under the adapted latency
-(:func:`~skedge.optimize._adapted.design_with_shots`). The records are scored
+(:func:`~skedge.optimize.design_with_shots`). The records are scored
 like the zero-shot ones, on true metrics.
 """
 
@@ -70,7 +70,7 @@ def objective_values(objective, designs, device_row, lambdas):
     """``f[i, j]``: the objective of ``designs[j]`` at ``lambdas[i]`` on one device.
 
     ``objective`` is an :class:`~skedge.optimize.Objective` or an
-    :class:`~skedge.optimize._adapted.AdaptedObjective`; its own
+    :class:`~skedge.optimize.AdaptedObjective`; its own
     ``value_from_metrics`` computes the values (one λ per row, latency only).
     """
     m = objective.metrics(designs, device_row)

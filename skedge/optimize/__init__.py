@@ -7,9 +7,11 @@ One room per concept:
 * ``_relaxation`` / ``_training`` / ``_amortized``: the amortized optimizer;
 * ``_engines`` / ``_search``: search engines over one cached fitness, and the
   per-row search estimator;
-* ``_sampling``: training rows around known devices; ``_pareto``: fronts and budgets.
+* ``_sampling``: training rows around known devices; ``_pareto``: fronts and budgets;
+* ``_adapted``: designs for a device whose predictors were adapted to measured shots.
 """
 
+from ._adapted import AdaptedObjective, adapted_encoding, design_with_shots
 from ._amortized import AmortizedDesignOptimizer
 from ._objective import Objective
 from ._pareto import (
@@ -36,3 +38,4 @@ __all__ += ["SearchBaseline", "pareto_front", "best_under_constraints", "non_dom
 __all__ += ["AmortizedDesignOptimizer", "sample_optimizer_inputs", "sample_lambdas"]
 __all__ += ["LAMBDA_RANGE", "lambda_sweep", "check_lambda_range",
             "check_lambdas", "optimizer_rows", "split_rows"]
+__all__ += ["AdaptedObjective", "adapted_encoding", "design_with_shots"]

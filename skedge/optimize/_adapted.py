@@ -41,7 +41,7 @@ class AdaptedObjective:
     Examples
     --------
     >>> import numpy as np
-    >>> from skedge.optimize._adapted import AdaptedObjective
+    >>> from skedge.optimize import AdaptedObjective
     >>> class Toy:
     ...     space = None; energy = None
     ...     reference_designs = np.array([[0], [1]])
@@ -119,6 +119,10 @@ def adapted_encoding(optimizer, device_row, replace, *, n_probe=256, n_steps=150
     encoded : tuple
         ``(lat_enc, en_enc)`` as :meth:`Objective.encode
         <skedge.optimize.Objective.encode>` returns it, for one device.
+
+    See Also
+    --------
+    design_with_shots : uses it, and has an example.
     """
     obj = optimizer.objective_
     box = getattr(optimizer, "device_encoding_range_", (None, None))
@@ -194,6 +198,29 @@ def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_
         Their adapted objective.
     n_candidates : int
         Distinct designs proposed by the optimizer's sweep.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skedge.spaces import NB201Space
+    >>> from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
+    >>> from skedge.optimize import (AmortizedDesignOptimizer, design_with_shots,
+    ...                              sample_optimizer_inputs)
+    >>> s = NB201Space(); X = s.sample(300, 0)
+    >>> acc = make_accuracy_pipeline(s, hidden_layer_sizes=(16,), max_epochs=3,
+    ...                              random_state=0).fit(X, 80 + (X == 3).sum(1))
+    >>> rng = np.random.RandomState(0); D = rng.rand(300, 12) + 1
+    >>> D[:, 0] = rng.randint(0, 5, 300)
+    >>> lat = make_performance_pipeline(s, hidden_layer_sizes=(16,), max_epochs=3,
+    ...     random_state=0).fit(np.hstack([X, D]), np.exp((X == 3).sum(1) * 0.2 + D[:, 3]))
+    >>> opt = AmortizedDesignOptimizer(space=s, accuracy=acc, latency=lat, n_steps=20,
+    ...     n_augment=64, distill=64, random_state=0).fit(
+    ...     sample_optimizer_inputs(D[:20], 64, random_state=0))
+    >>> measured = lambda Z: opt.objective_.metrics(Z, D[0])["latency"] ** 1.5  # steeper
+    >>> designs, values, n = design_with_shots(opt, D[0], np.array([[0.01], [0.1]]),
+    ...                                        {"latency": measured})
+    >>> designs.shape, values.shape
+    ((2, 6), (2,))
     """
     obj = optimizer.objective_
     lam = np.asarray(lambdas, dtype=np.float64).reshape(len(lambdas), -1)

@@ -7,7 +7,7 @@ latency (and energy) predictor is adapted with
 :class:`~skedge.fewshot.FewShotAdapter` (a log-affine correction of the saved
 zero-shot pipeline fitted on the shots), and its designs are chosen under the
 adapted predictions from the optimizer's proposals
-(:func:`~skedge.optimize._adapted.design_with_shots`). Every check runs
+(:func:`~skedge.optimize.design_with_shots`). Every check runs
 before any fitting.
 """
 
@@ -89,7 +89,7 @@ def adapt_devices(models, table, shots):
     -------
     adapted : dict of str -> (dict, str)
         Per device: the ``replace`` argument of
-        :func:`~skedge.optimize._adapted.design_with_shots` and a line saying
+        :func:`~skedge.optimize.design_with_shots` and a line saying
         what was adapted.
     """
 
