@@ -64,7 +64,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
-        "target_transform": [StrOptions({"auto", "log", "none"}), None],
+        "target_transform": [StrOptions({"auto", "log", "log-error", "none"}), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
@@ -121,7 +121,19 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
                 "Floor the measurements (e.g. at a small fraction of the median) or use "
                 "target_transform='none'."
             )
+        if mode == "log-error" and not np.all(y < 100):
+            raise ValueError(
+                f"target_transform='log-error' models log(100 - y), an accuracy in percent "
+                f"below 100; y has maximum {y.max():.4g}. Give accuracies in percent or use "
+                "target_transform='none'."
+            )
         return mode, y
+
+    def _forward_target(self, y):
+        if self.target_transform_ == "log":
+            return np.log(y)
+        # Increasing in y, so the network's output still rises with accuracy.
+        return -np.log(100.0 - y) if self.target_transform_ == "log-error" else y
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -155,7 +167,7 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         hidden = _check_hidden(self.hidden_layer_sizes)
         device = str(check_device(self.device))
         self.target_transform_, y = self._resolve_target_transform(y)
-        t = np.log(y) if self.target_transform_ == "log" else y
+        t = self._forward_target(y)
         self.x_min_, self.x_max_ = X.min(axis=0), X.max(axis=0)
         self.x_mean_ = X.mean(axis=0)
         scale = X.std(axis=0)
@@ -211,7 +223,9 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         return outs * self.y_scale_ + self.y_mean_
 
     def _inverse(self, t):
-        return torch.exp(t) if self.target_transform_ == "log" else t
+        if self.target_transform_ == "log":
+            return torch.exp(t)
+        return 100.0 - torch.exp(-t) if self.target_transform_ == "log-error" else t
 
     def torch_forward(self, Z):
         """Differentiable prediction for a float tensor of raw features.
@@ -292,9 +306,10 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
 class AccuracyRegressor(_MLPRegressorBase):
     """MLP predictor of a design's accuracy (device independent).
 
-    Trained with MSE on the (standardized) accuracy. Use it on encoded designs,
-    most simply through :func:`make_accuracy_pipeline`, which one-hot encodes
-    the design indices with the categories of the space.
+    Trained with MSE on the standardized log error rate of the accuracy (see
+    ``target_transform``). Use it on encoded designs, most simply through
+    :func:`make_accuracy_pipeline`, which one-hot encodes the design indices
+    with the categories of the space.
 
     Parameters
     ----------
@@ -315,8 +330,16 @@ class AccuracyRegressor(_MLPRegressorBase):
     n_iter_no_change : int, default=8
     n_estimators : int, default=1
         Ensemble size; ``predict(X, return_std=True)`` reports the spread.
-    target_transform : {"auto", "log", "none"}, default="none"
-        ``"log"`` fits log(y); ``"auto"`` does so when every target is positive.
+    target_transform : {"auto", "log-error", "none", "log"}, default="auto"
+        ``"log-error"`` fits ``-log(100 - y)``, the log error rate of an
+        accuracy in percent; ``"auto"`` does so when every target lies in
+        [0, 100), else fits ``y`` as it is (``"none"``). On the log error
+        rate, 94.0 % against 94.4 % counts as much as 40 % against 60 % does
+        on a linear scale: the few bad designs no longer dominate the squared
+        error, and the ranking of the best designs, which the optimizer
+        needs, improves (NB201, 3,000 training cells: Kendall tau within the
+        top 10 % 0.40 to 0.53; see the documentation's benchmark page).
+        Predictions stay below 100. ``"log"`` fits log(y).
     random_state : int, RandomState instance or None, default=None
         Seeds the members; the global torch RNG is left untouched.
     verbose : int, default=0
@@ -368,7 +391,7 @@ class AccuracyRegressor(_MLPRegressorBase):
         validation_fraction=0.1,
         n_iter_no_change=8,
         n_estimators=1,
-        target_transform="none",
+        target_transform="auto",
         random_state=None,
         verbose=0,
         n_threads=None,
@@ -382,6 +405,12 @@ class AccuracyRegressor(_MLPRegressorBase):
             n_estimators=n_estimators, target_transform=target_transform,
             random_state=random_state, verbose=verbose, n_threads=n_threads, device=device,
         )
+
+    def _resolve_target_transform(self, y):
+        if self.target_transform == "auto":
+            inside = len(y) and y.min() >= 0 and y.max() < 100
+            return ("log-error" if inside else "none"), y
+        return super()._resolve_target_transform(y)
 
 
 class DevicePerformanceRegressor(_MLPRegressorBase):

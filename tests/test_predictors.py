@@ -148,9 +148,26 @@ def test_differentiable_accuracy_and_embedding(bench):
 
 
 def test_accuracy_pipeline_on_simulator(bench):
-    pipe = make_accuracy_pipeline(bench.space, **{**TINY, "batch_size": 32})
+    pipe = make_accuracy_pipeline(bench.space, **{**TINY, "batch_size": 32, "max_epochs": 60})
     pipe.fit(bench.designs, bench.accuracy)
+    assert pipe.named_steps["regressor"].target_transform_ == "log-error"
     assert pipe.score(bench.designs, bench.accuracy) > 0.5
+
+
+def test_accuracy_log_error_target():
+    # Accuracies in percent are fitted as a log error rate: predictions stay below 100
+    # and keep their order; other targets fall back to a linear fit.
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 3)
+    y = 100 - np.exp(3 - 2 * X[:, 0])  # 80 % .. 97.3 %
+    reg = AccuracyRegressor(hidden_layer_sizes=(32,), max_epochs=100, random_state=0).fit(X, y)
+    assert reg.target_transform_ == "log-error"
+    pred = reg.predict(np.c_[np.linspace(0, 3, 50), np.full((50, 2), 0.5)])
+    assert pred.max() < 100 and pred[-1] > pred[0] + 10 and reg.score(X, y) > 0.8
+    assert AccuracyRegressor(max_epochs=1).fit(X, y / 100 - 0.9).target_transform_ == "none"
+    assert AccuracyRegressor(max_epochs=1).fit(X, y + 10).target_transform_ == "none"
+    with pytest.raises(ValueError, match=r"log-error.*maximum 107"):
+        AccuracyRegressor(target_transform="log-error", max_epochs=1).fit(X, y + 10)
 
 
 def test_unseen_but_valid_option_encodes():
