@@ -16,9 +16,12 @@ def test_nb201_summary(data_home):
         n_train_designs=200, optimizer_params=TINY_OPT, predictor_params=TINY_PRED, verbose=0,
     )
     for key in ("regret_pred_median", "regret_true_median", "regret_true_p90",
-                "hv_ratio_true", "designs_per_second"):
+                "hv_ratio_true", "designs_per_second", "regret_true_median_0shots",
+                "devices_not_worse_0shots"):
         assert key in summary
-    assert len(records) == 2 * 3
+    # The forward pass and the designs adapted to the signature cells, per device and λ.
+    assert len(records) == 2 * 3 * 2
+    assert sorted({(r["adapted"], r["shots"]) for r in records}) == [(False, 0), (True, 0)]
     for r in records:
         assert 0 <= r["regret_pred"] <= 1 and 0 <= r["regret_true"] <= 1
         assert 0 < r["hv_ratio_true"] <= 1 + 1e-9
@@ -31,9 +34,12 @@ def test_nb201_shots(data_home):
         n_train_designs=200, optimizer_params=TINY_OPT, predictor_params=TINY_PRED, verbose=0,
     )
     for key in ("regret_true_median", "regret_true_median_5shots", "hv_ratio_true_5shots",
-                "seconds_per_design_5shots", "devices_not_worse_5shots"):
+                "seconds_per_design_5shots", "devices_not_worse_5shots",
+                "devices_not_worse_5shots_vs_0shots"):
         assert key in summary
-    assert sorted({r["shots"] for r in records}) == [0, 5] and len(records) == 2 * 3
+    assert summary["devices_not_worse_5shots"].startswith(("0/1", "1/1"))
+    assert sorted({(r["adapted"], r["shots"]) for r in records}) == [
+        (False, 0), (True, 0), (True, 5)] and len(records) == 3 * 3
     for r in records:
         assert 0 <= r["regret_true"] <= 1 and 0 < r["hv_ratio_true"] <= 1 + 1e-9
 

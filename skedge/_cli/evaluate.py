@@ -133,9 +133,11 @@ def _register_optimizer(subparsers):
                         "predict uses (0: predict with the ensemble itself; default: the "
                         "optimizer's, 16384)")
     p.add_argument("--shots", default="0", metavar="K1,K2,...",
-                   help="nb201: shot counts; at k > 0 each test device's k measured random "
-                        "cells, with its signature cells, adapt a cross-device latency "
-                        "predictor, under which the optimizer designs (e.g. 0,10; default 0)")
+                   help="nb201: shot counts; for each k, each test device's signature cells "
+                        "plus k measured random cells adapt a cross-device latency predictor, "
+                        "under which the optimizer's proposals are chosen (0: the signature "
+                        "cells alone); the forward pass alone is always reported too "
+                        "(e.g. 0,10; default 0)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed of the samples, the networks and the held-out devices (default 0)")
     p.add_argument("--json", default=None, metavar="FILE",

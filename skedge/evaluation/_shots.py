@@ -55,7 +55,8 @@ def shot_designs(opt, model, bench, latency, dev, device_row, lambdas, k, sig_id
     """
 
     cells = np.setdiff1d(np.flatnonzero(latency[dev].notna().to_numpy()), sig_idx)
-    shots = np.union1d(sig_idx, rng.choice(cells, size=min(k, len(cells)), replace=False))
+    extra = rng.choice(cells, size=min(k, len(cells)), replace=False) if k else []
+    shots = np.union1d(sig_idx, extra).astype(np.intp)
     start = time.perf_counter()
     feats = bench.devices.loc[dev, list(DEVICE_FEATURES)]
     adapted = model.adapt(feats, bench.designs[shots], latency[dev].to_numpy()[shots], name=dev)
