@@ -36,7 +36,11 @@ def setup():
     bench = make_edge_benchmark(space="nb201", n_designs=600, n_devices=8, random_state=0)
     space = bench.space
     ok = np.isfinite(bench.accuracy)
+    # A linear accuracy target: the simulator's accuracy is smooth in the design, and the
+    # regret thresholds below were set on this fixture (the default log-error target
+    # is measured on real data by benchmarks/bench_accuracy_target.py).
     acc = make_accuracy_pipeline(space, hidden_layer_sizes=(32,), max_epochs=40,
+                                 target_transform="none",
                                  random_state=0).fit(bench.designs[ok], bench.accuracy[ok])
     train = list(bench.devices.index[:6])
     X, y, _ = to_pairs(bench, devices=train)
