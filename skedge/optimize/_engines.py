@@ -26,6 +26,9 @@ __all__ = [
     "regularized_evolution",
 ]
 
+#: Candidate designs scored at once by a greedy round (memory bound, not speed).
+_REFINE_BATCH = 262_144
+
 
 class DesignCache:
     """Predicted metrics of every design scored on one device (batched, cached).
@@ -227,25 +230,35 @@ def greedy_refine(objective, designs, values, D, lam, refs, n_rounds):
     cols = np.concatenate([np.full(kc - 1, c) for c, kc in enumerate(k)])
     shifts = np.concatenate([np.arange(1, kc) for kc in k])
     m = len(cols)
+    # Rows per batch: all their moves together stay near _REFINE_BATCH candidates (the
+    # moves of 100,000 OFA rows at once took more than 24 GB).
+    step = max(1, _REFINE_BATCH // m)
     active = np.arange(len(designs))
     for _ in range(n_rounds):
+        moved = [_best_move(objective, designs, values, D, lam, refs, rows, cols, shifts, k)
+                 for rows in np.array_split(active, max(1, -(-len(active) // step)))]
+        active = np.concatenate(moved) if moved else active[:0]
         if len(active) == 0:
             break
-        cur = designs[active]
-        cand = np.repeat(cur, m, axis=0).reshape(len(active), m, -1)
-        rows = np.arange(m)
-        cand[:, rows, cols] = (cand[:, rows, cols] + shifts) % k[cols]
-        cand = space.canonicalize(cand.reshape(-1, space.n_choices))
-        v = _values(objective, cand, np.repeat(D[active], m, axis=0),
-                    np.repeat(lam[active], m, axis=0),
-                    np.repeat(refs[active], m, axis=0)).reshape(len(active), m)
-        j = v.argmin(axis=1)
-        gain = v[np.arange(len(active)), j] < values[active] - 1e-12
-        better = active[gain]
-        designs[better] = cand.reshape(len(active), m, -1)[gain, j[gain]]
-        values[better] = v[gain, j[gain]]
-        active = better
     return designs, values
+
+
+def _best_move(objective, designs, values, D, lam, refs, active, cols, shifts, k):
+    """One greedy round for the rows ``active`` (updated in place); returns the rows that moved."""
+    space, m = objective.space, len(cols)
+    cand = np.repeat(designs[active], m, axis=0).reshape(len(active), m, -1)
+    moves = np.arange(m)
+    cand[:, moves, cols] = (cand[:, moves, cols] + shifts) % k[cols]
+    cand = space.canonicalize(cand.reshape(-1, space.n_choices))
+    v = _values(objective, cand, np.repeat(D[active], m, axis=0),
+                np.repeat(lam[active], m, axis=0),
+                np.repeat(refs[active], m, axis=0)).reshape(len(active), m)
+    j = v.argmin(axis=1)
+    gain = v[np.arange(len(active)), j] < values[active] - 1e-12
+    better = active[gain]
+    designs[better] = cand.reshape(len(active), m, -1)[gain, j[gain]]
+    values[better] = v[gain, j[gain]]
+    return better
 
 
 def candidate_values(objective, candidates, D, lam, refs):
