@@ -267,3 +267,24 @@ def test_energy_objective_and_verbose(setup, capsys):
     assert "[SearchBaseline] 3/3 rows searched (exhaustive)" in out
     with pytest.raises(ValueError, match="14 columns"):
         est.predict(rows)
+
+
+def test_greedy_refine_in_batches_matches_one_batch(setup, monkeypatch):
+    # Greedy rounds score the moves of a few rows at a time (memory); each row's move
+    # depends on that row alone, so the batching must not change any design.
+    import skedge.optimize._engines as engines
+
+    s, acc, lat, obj, _, D = setup
+    rng = np.random.RandomState(0)
+    rows = np.column_stack([D[rng.randint(len(D), size=40)], rng.uniform(0, 0.5, 40)])
+    Dr, lam = obj.split(rows)
+    refs = obj.references(Dr)
+    start = s.sample(40, random_state=1)
+    results = []
+    for batch in (10**9, 50):  # one batch; about two rows per batch
+        monkeypatch.setattr(engines, "_REFINE_BATCH", batch)
+        designs, values = start.copy(), obj.value(start, rows)
+        results.append(engines.greedy_refine(obj, designs, values, Dr, lam, refs, 3))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_allclose(results[0][1], results[1][1])
+    assert (results[0][1] < obj.value(start, rows) - 1e-12).any()
