@@ -31,7 +31,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from skedge._torch import torch_threads
 from skedge.datasets import floor_latency, get_data_home, load_nb201, make_edge_benchmark
-from skedge.evaluation._optimizer import ACCURACY, DEFAULT_TEST_DEVICES
+from skedge.evaluation._optimizer import ACCURACY, DEFAULT_TEST_DEVICES, design_rows
 from skedge.pipelines import make_accuracy_pipeline
 from skedge.spaces import get_space
 
@@ -59,13 +59,10 @@ def nb201(seed):
     rng = np.random.RandomState(seed)  # the draw of skedge evaluate-optimizer
     train = rng.choice(len(bench.designs), size=3000, replace=False)
     designs = space.enumerate()
-    key = np.ravel_multi_index(designs.T, space.n_options)
-    order = np.lexsort(bench.designs.T[::-1])
-    pos = order[np.searchsorted(np.ravel_multi_index(bench.designs[order].T, space.n_options),
-                                key)]
+    pos = design_rows(space, bench.designs, designs)
     acc_true = bench.accuracy[pos]
-    refs = np.searchsorted(key, np.ravel_multi_index(
-        space.canonicalize(space.sample(32, random_state=0)).T, space.n_options))  # Objective refs
+    # The objective's reference designs (Objective: 32 sampled with seed 0).
+    refs = design_rows(space, designs, space.canonicalize(space.sample(32, random_state=0)))
     out = []
     for transform in TRANSFORMS:
         t = time.perf_counter()

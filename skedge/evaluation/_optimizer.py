@@ -229,14 +229,9 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     lo, hi = opt.lambda_range
     lambdas = np.geomspace(lo, hi, n_lambdas)
     all_designs = space.enumerate()
-    order = np.lexsort(bench.designs.T[::-1])
-    # Row of each enumerated design in the benchmark tables.
-    pos = order[np.searchsorted(
-        np.ravel_multi_index(bench.designs[order].T, space.n_options),
-        np.ravel_multi_index(all_designs.T, space.n_options))]
+    pos = design_rows(space, bench.designs, all_designs)  # in the benchmark tables
     acc_true = bench.accuracy[pos]
-    ref_pos = pos[np.searchsorted(np.ravel_multi_index(all_designs.T, space.n_options),
-                                  np.ravel_multi_index(obj.reference_designs.T, space.n_options))]
+    ref_pos = design_rows(space, bench.designs, obj.reference_designs)
     t0 = time.perf_counter()
     model = fit_cross_device(space, bench, latency, train, sig_idx, random_state)
     _log(verbose, f"cross-device predictor for the shots fitted in "
@@ -265,8 +260,7 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
                                                       lambdas, k, sig_idx, rng)
                 # Regret and floor under the objective the shots' designs were chosen by.
                 fp_k = objective_values(adapted, all_designs, d, lambdas)
-            idx = np.ravel_multi_index(chosen.T, space.n_options)
-            where = np.searchsorted(np.ravel_multi_index(all_designs.T, space.n_options), idx)
+            where = design_rows(space, all_designs, chosen)
             hv = _hypervolume(acc_true[where], lat_true[where], *ref_pt) / hv_true
             for i, (lam, w) in enumerate(zip(lambdas, where)):
                 fp, ft = fp_k[i], f_true[i]
@@ -309,6 +303,14 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
                                                                       per_dev[True, 0])
     summary["designs_per_second"] = _throughput(opt, D_train, rng)
     return summary, records
+
+
+def design_rows(space, table, designs):
+    """Row of each of ``designs`` in ``table`` (option indices; every design must be there)."""
+    codes = np.ravel_multi_index(np.asarray(table).T, space.n_options)
+    order = np.argsort(codes)
+    return order[np.searchsorted(codes[order],
+                                 np.ravel_multi_index(np.asarray(designs).T, space.n_options))]
 
 
 def _not_worse(regret, baseline):

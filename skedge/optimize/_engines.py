@@ -235,11 +235,11 @@ def greedy_refine(objective, designs, values, D, lam, refs, n_rounds):
     step = max(1, _REFINE_BATCH // m)
     active = np.arange(len(designs))
     for _ in range(n_rounds):
-        moved = [_best_move(objective, designs, values, D, lam, refs, rows, cols, shifts, k)
-                 for rows in np.array_split(active, max(1, -(-len(active) // step)))]
-        active = np.concatenate(moved) if moved else active[:0]
         if len(active) == 0:
             break
+        active = np.concatenate([
+            _best_move(objective, designs, values, D, lam, refs, rows, cols, shifts, k)
+            for rows in np.array_split(active, -(-len(active) // step))])
     return designs, values
 
 
