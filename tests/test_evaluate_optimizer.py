@@ -35,9 +35,10 @@ def test_nb201_shots(data_home):
     )
     for key in ("regret_true_median", "regret_true_median_5shots", "hv_ratio_true_5shots",
                 "seconds_per_design_5shots", "devices_not_worse_5shots",
-                "devices_not_worse_5shots_vs_0shots"):
+                "devices_not_worse_5shots_vs_0shots", "devices_floor_not_worse_5shots_vs_0shots"):
         assert key in summary
     assert summary["devices_not_worse_5shots"].startswith(("0/1", "1/1"))
+    assert summary["devices_floor_not_worse_5shots_vs_0shots"].startswith(("0/1", "1/1"))
     assert sorted({(r["adapted"], r["shots"]) for r in records}) == [
         (False, 0), (True, 0), (True, 5)] and len(records) == 3 * 3
     for r in records:

@@ -285,6 +285,9 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
     df = pd.DataFrame(records)
     summary = {"space": "nb201", "test_devices": tests}
     per_dev = df.groupby(["adapted", "shots", "device"]).regret_true.mean()
+    # The same count for the floors: whether the adapted predictor itself ranks the
+    # device better with more shots (no optimizer of it can do better than its floor).
+    per_dev_floor = df.groupby(["adapted", "shots", "device"]).regret_true_exhaustive.mean()
     for adapt, k in variants:
         part = df[(df.shots == k) & (df.adapted == adapt)]
         tag = f"_{k}shots" if adapt else ""
@@ -301,6 +304,8 @@ def _evaluate_nb201(space, *, data_home, test_devices, n_lambdas, n_train_design
         if adapt and k and 0 in shots:
             summary[f"devices_not_worse{tag}_vs_0shots"] = _not_worse(per_dev[True, k],
                                                                       per_dev[True, 0])
+            summary[f"devices_floor_not_worse{tag}_vs_0shots"] = _not_worse(
+                per_dev_floor[True, k], per_dev_floor[True, 0])
     summary["designs_per_second"] = _throughput(opt, D_train, rng)
     return summary, records
 
