@@ -111,8 +111,8 @@ default="gumbel-softmax"
         cross-entropy (``n_steps`` steps). The student replaces the networks:
         :meth:`predict` gets the robustness of the ensemble plus search at the
         cost of one forward pass. 0 keeps the networks themselves.
-    distill_refine : int, default=4
-        Greedy rounds on the teachers' designs before distillation (2 before 0.4).
+    distill_refine : int, default=8
+        Greedy rounds on the teachers' designs before distillation (was 2, then 4).
     ordinal_shift : bool, default=True
         For *ordinal* choices (numeric options in monotonic order: kernel
         sizes, expansion ratios, depths, resolutions, bit-widths) the network
@@ -263,7 +263,7 @@ default="gumbel-softmax"
         n_estimators=4,
         refine=0,
         distill=16384,
-        distill_refine=4,
+        distill_refine=8,
         ordinal_shift=True,
         lambda_range=LAMBDA_RANGE,
         lambda_zero_fraction=0.1,
