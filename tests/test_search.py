@@ -11,6 +11,7 @@ from sklearn.frozen import FrozenEstimator
 
 from skedge import SearchBaseline
 from skedge.optimize import Objective
+from skedge.optimize import _engines as engines
 from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
 from skedge.spaces import FBNetSpace
 
@@ -272,9 +273,7 @@ def test_energy_objective_and_verbose(setup, capsys):
 def test_greedy_refine_in_batches_matches_one_batch(setup, monkeypatch):
     # Greedy rounds score the moves of a few rows at a time (memory); each row's move
     # depends on that row alone, so the batching must not change any design.
-    import skedge.optimize._engines as engines
-
-    s, acc, lat, obj, _, D = setup
+    s, _, _, obj, _, D = setup
     rng = np.random.RandomState(0)
     rows = np.column_stack([D[rng.randint(len(D), size=40)], rng.uniform(0, 0.5, 40)])
     Dr, lam = obj.split(rows)
