@@ -62,6 +62,8 @@ setup(
             "onnxruntime>=1.16",
             "nvidia-ml-py>=12",
             "hypothesis>=6",
+            # Pinned: each ruff release may enable more rules (tests/test_architecture.py).
+            "ruff==0.17.6",
         ],
     },
     entry_points={"console_scripts": ["skedge=skedge.cli:main"]},

@@ -13,18 +13,18 @@ from .predictors import AccuracyRegressor, DevicePerformanceRegressor
 from .spaces import FBNetSpace, NB201Space, OFASpace, get_space
 
 __all__ = [
-    "__version__",
     "AccuracyRegressor",
-    "DevicePerformanceRegressor",
-    "CrossDeviceRegressor",
     "AmortizedDesignOptimizer",
+    "CrossDeviceRegressor",
+    "DevicePerformanceRegressor",
+    "FBNetSpace",
+    "NB201Space",
+    "OFASpace",
     "SearchBaseline",
+    "__version__",
+    "get_space",
+    "load_model",
     "make_accuracy_pipeline",
     "make_performance_pipeline",
-    "NB201Space",
-    "FBNetSpace",
-    "OFASpace",
-    "get_space",
     "save_model",
-    "load_model",
 ]

@@ -21,8 +21,15 @@ from skorch.dataset import Dataset, ValidSplit
 from torch import nn
 
 __all__ = [
-    "MLP", "ACTIVATIONS", "ArrayBatches", "seeded", "fit_regression_net", "as_tensor",
-    "torch_threads", "check_device", "run_module",
+    "ACTIVATIONS",
+    "MLP",
+    "ArrayBatches",
+    "as_tensor",
+    "check_device",
+    "fit_regression_net",
+    "run_module",
+    "seeded",
+    "torch_threads",
 ]
 
 _RNG_LOCK = threading.RLock()
@@ -221,7 +228,7 @@ class ArrayBatches:
         self._arrays = _dataset_arrays(dataset)
 
     def __len__(self):
-        return -(-len(self.dataset) // self.batch_size)
+        return (len(self.dataset) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
         if self._arrays is None:

@@ -22,12 +22,12 @@ import pandas as pd
 from ._checks import numeric_column
 
 __all__ = [
-    "DEVICE_KINDS",
     "DEVICE_FEATURES",
+    "DEVICE_KINDS",
     "FEATURE_BOUNDS",
-    "validate_device_table",
-    "hardware_name",
     "hardware_groups",
+    "hardware_name",
+    "validate_device_table",
 ]
 
 #: Device families; the ``kind`` feature is the index into this tuple.

@@ -35,7 +35,7 @@ from .spaces.ofa import (
     make_divisible,
 )
 
-__all__ = ["build_model", "count_macs_params", "QUANTIZE_MODES"]
+__all__ = ["QUANTIZE_MODES", "build_model", "count_macs_params"]
 
 #: Values of ``build_model(..., quantize=)`` besides None.
 QUANTIZE_MODES = ("int8",)

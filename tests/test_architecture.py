@@ -7,14 +7,17 @@ function (and ``a -> p`` for the subpackage ``p`` that holds ``b``, whose
 the marked imports are listed here (:data:`LAZY_IMPORTS`) so that none is added
 without a reason. In every module, an import inside a function must be marked
 ``# lazy:`` or ``# optional:`` (a truly optional dependency) with the reason on
-its line; and no module is longer than :data:`MAX_LINES`. The modules not yet
-brought there are listed, each with its issue (:data:`LATE_IMPORT_EXCEPTIONS`,
+its line; no module is longer than :data:`MAX_LINES`; and ``ruff check`` (the
+version pinned in the ``test`` extra, the rules in ``pyproject.toml``) finds
+nothing. The modules not yet brought there are listed, each with its issue (:data:`LATE_IMPORT_EXCEPTIONS`,
 :data:`SIZE_EXCEPTIONS`); a listed module that complies must leave the list.
 """
 
 import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,3 +208,11 @@ def test_module_size(module):
 def test_exceptions_name_existing_modules():
     assert set(LATE_IMPORT_EXCEPTIONS) <= set(MODULES)
     assert set(SIZE_EXCEPTIONS) <= set(MODULES)
+
+
+def test_ruff_finds_nothing():
+    pytest.importorskip("ruff", reason="ruff is in the 'test' extra: pip install -e '.[test]'")
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(repo)],
+                          capture_output=True, text=True, cwd=repo, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

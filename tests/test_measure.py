@@ -248,7 +248,7 @@ def test_load_measurements_round_trip(tmp_path):
     assert np.isnan(bench.latency["t1_b2"].iloc[2]) and np.isnan(bench.latency["other"].iloc[0])
     assert bench.accuracy is None and bench.energy is None
     assert bench.reference_idx.tolist() == [] and (bench.design_ids == -1).all()
-    X, y, groups = to_pairs(bench)
+    _, y, groups = to_pairs(bench)
     assert len(y) == 3 + 2 + 1 and set(groups) == {"t1", "t1_b2", "other"}
 
     with pytest.raises(ValueError, match="space"):

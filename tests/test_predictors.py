@@ -42,7 +42,7 @@ def perf(bench, pairs):
 
 
 def test_performance_pipeline_learns_and_outputs_float64(bench, pairs, perf):
-    X, y, groups = pairs
+    X, y, _ = pairs
     pred = perf.predict(X)
     assert pred.dtype == np.float64 and pred.shape == y.shape
     rho = np.corrcoef(np.log(pred), np.log(y))[0, 1]
@@ -192,7 +192,7 @@ def test_design_encoder_names_bad_input(bad, match):
 
 
 def test_predictor_bad_input(pairs, perf):
-    X, y, _ = pairs
+    X, _, _ = pairs
     bad = X[:3].copy()
     bad[0, 0] = 7  # NB201 has 5 ops per edge
     with pytest.raises(ValueError, match="e0"):

@@ -12,8 +12,16 @@ import pandas as pd
 from ..devices import DEVICE_KINDS
 from ..workflow import STAGE_DONE, design_summary
 
-__all__ = ["Progress", "format_seconds", "fmt_metric", "legend", "next_steps",
-           "predicted_columns", "print_results", "print_shots"]
+__all__ = [
+    "Progress",
+    "fmt_metric",
+    "format_seconds",
+    "legend",
+    "next_steps",
+    "predicted_columns",
+    "print_results",
+    "print_shots",
+]
 
 
 class Progress:

@@ -17,7 +17,7 @@ import pandas as pd
 from ..datasets import make_edge_benchmark
 from ..devices import DEVICE_KINDS
 
-__all__ = ["register", "run_demo", "family_summary"]
+__all__ = ["family_summary", "register", "run_demo"]
 
 
 def register(subparsers):

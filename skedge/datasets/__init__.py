@@ -15,8 +15,14 @@ from ._real import (
 )
 from ._simulator import make_edge_benchmark
 
-__all__ = ["get_data_home", "data_file", "to_pairs", "merge_benchmarks", "floor_latency"]
-__all__ += ["load_nb201", "load_fbnet", "load_ofa", "load_reference_designs", "nb201_arch_idx",
-            "nb201_designs"]
-__all__ += ["load_measurements", "load_devices", "read_device_file"]
-__all__ += ["make_edge_benchmark", "make_device_population", "DEVICE_FAMILIES"]
+__all__ = ["data_file", "floor_latency", "get_data_home", "merge_benchmarks", "to_pairs"]
+__all__ += [
+    "load_fbnet",
+    "load_nb201",
+    "load_ofa",
+    "load_reference_designs",
+    "nb201_arch_idx",
+    "nb201_designs",
+]
+__all__ += ["load_devices", "load_measurements", "read_device_file"]
+__all__ += ["DEVICE_FAMILIES", "make_device_population", "make_edge_benchmark"]

@@ -18,7 +18,7 @@ from sklearn.utils import Bunch, check_random_state
 
 from ..devices import DEVICE_FEATURES, DEVICE_KINDS, hardware_name, validate_device_table
 
-__all__ = ["make_device_population", "DEVICE_FAMILIES"]
+__all__ = ["DEVICE_FAMILIES", "make_device_population"]
 
 
 def _fam(kind, label, weight, years, *, units, clock, ops, native_bits, bw, on_chip, mem_gb,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["get_data_home", "data_file"]
+__all__ = ["data_file", "get_data_home"]
 
 ENV_VAR = "SKEDGE_DATA"
 

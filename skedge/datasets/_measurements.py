@@ -164,10 +164,10 @@ def load_measurements(path_or_paths, *, space=None, data_home=None):
         )
     n_failed = int((frame["status"] != "ok").sum())
     descr = "\n".join([
-        f"Latency measured with skedge measure ({_space_key(space)}), from "
-        + ", ".join(str(p) for p in paths) + ".",
-        f"{len(designs)} designs, {len(devices_order)} device settings; {n_failed} failed "
-        "rows (kept in `frame`, NaN in `latency`).",
+        (f"Latency measured with skedge measure ({_space_key(space)}), from "
+         + ", ".join(str(p) for p in paths) + "."),
+        (f"{len(designs)} designs, {len(devices_order)} device settings; {n_failed} failed "
+         "rows (kept in `frame`, NaN in `latency`)."),
         *settings,
     ])
     return Bunch(

@@ -34,7 +34,7 @@ from sklearn.utils import Bunch
 
 from ..devices import DEVICE_FEATURES
 
-__all__ = ["floor_latency", "to_pairs", "merge_benchmarks"]
+__all__ = ["floor_latency", "merge_benchmarks", "to_pairs"]
 
 
 def _select_devices(bunch, devices, target):
@@ -139,7 +139,7 @@ def merge_benchmarks(base, extra):
     if clash:
         raise ValueError(f"both benchmarks hold device settings {sorted(clash)}.")
     space = base["space"]
-    key = lambda D: [tuple(r) for r in np.asarray(D)]  # noqa: E731
+    key = lambda D: [tuple(r) for r in np.asarray(D)]
     pos = {k: i for i, k in enumerate(key(base["designs"]))}
     new_rows = [i for i, k in enumerate(key(extra["designs"])) if k not in pos]
     designs = np.vstack([base["designs"], np.asarray(extra["designs"])[new_rows]])

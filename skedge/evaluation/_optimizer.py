@@ -374,7 +374,7 @@ def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params,
                             random_state=random_state, **evo)
     search.fit(Xo)
     t1 = time.perf_counter()
-    designs_evo, f_evo = search.predict(Xo, return_objective=True)
+    _, f_evo = search.predict(Xo, return_objective=True)
     evo_s = (time.perf_counter() - t1) / len(Xo)
     obj = opt.objective_
     f_opt = obj.value(designs_opt, Xo)

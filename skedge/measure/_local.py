@@ -106,9 +106,7 @@ def describe_local_device(*, threads=None, batch_size=1, name=None):
     flags = _cpu_flags()
     machine = platform.machine().lower()
     # fp32 FLOP per cycle per core from the widest FMA the CPU advertises.
-    if "avx512f" in flags:
-        flop_per_cycle = 32
-    elif "avx2" in flags and "fma" in flags:
+    if "avx512f" in flags or ("avx2" in flags and "fma" in flags):
         flop_per_cycle = 32
     elif "asimd" in flags or machine in ("aarch64", "arm64"):
         flop_per_cycle = 8
@@ -116,7 +114,7 @@ def describe_local_device(*, threads=None, batch_size=1, name=None):
         flop_per_cycle = 8
     clock = _clock_ghz()
     kind = "board_cpu" if machine in ("aarch64", "arm64", "armv7l") else "desktop_cpu"
-    if kind == "desktop_cpu" and re.search(r"xeon|epyc", _cpu_model(), re.I):
+    if kind == "desktop_cpu" and re.search(r"xeon|epyc", _cpu_model(), re.IGNORECASE):
         kind = "server_cpu"
     row = {
         "kind": float(DEVICE_KINDS.index(kind)),

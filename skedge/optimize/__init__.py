@@ -33,9 +33,21 @@ from ._sampling import sample_lambdas, sample_optimizer_inputs
 from ._search import SearchBaseline
 
 __all__ = ["Objective"]
-__all__ += ["SearchBaseline", "pareto_front", "best_under_constraints", "non_dominated",
-            "hypervolume_2d", "plot_pareto_front"]
-__all__ += ["AmortizedDesignOptimizer", "sample_optimizer_inputs", "sample_lambdas"]
-__all__ += ["LAMBDA_RANGE", "lambda_sweep", "check_lambda_range",
-            "check_lambdas", "optimizer_rows", "split_rows"]
+__all__ += [
+    "SearchBaseline",
+    "best_under_constraints",
+    "hypervolume_2d",
+    "non_dominated",
+    "pareto_front",
+    "plot_pareto_front",
+]
+__all__ += ["AmortizedDesignOptimizer", "sample_lambdas", "sample_optimizer_inputs"]
+__all__ += [
+    "LAMBDA_RANGE",
+    "check_lambda_range",
+    "check_lambdas",
+    "lambda_sweep",
+    "optimizer_rows",
+    "split_rows",
+]
 __all__ += ["AdaptedObjective", "adapted_encoding", "design_with_shots"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -71,7 +72,7 @@ class Objective:
             if est is not None:
                 try:
                     check_is_fitted(est)
-                except Exception as exc:
+                except (NotFittedError, TypeError) as exc:
                     raise ValueError(f"the {name} predictor is not fitted: {exc}") from None
         self.accuracy, self.latency, self.energy = accuracy, latency, energy
         self.f_acc = torch_predictor(accuracy, self.space)

@@ -18,12 +18,12 @@ from ._objective import Objective
 from ._rows import DEFAULT_LAMBDAS, LAMBDA_RANGE, lambda_sweep, optimizer_rows
 
 __all__ = [
-    "non_dominated",
-    "pareto_front",
+    "DEFAULT_LAMBDAS",
     "best_under_constraints",
     "hypervolume_2d",
+    "non_dominated",
+    "pareto_front",
     "plot_pareto_front",
-    "DEFAULT_LAMBDAS",
 ]
 
 

@@ -21,14 +21,14 @@ import numpy as np
 from sklearn.utils.validation import check_array
 
 __all__ = [
-    "LAMBDA_RANGE",
     "DEFAULT_LAMBDAS",
+    "LAMBDA_RANGE",
+    "OptimizerMixin",
     "check_lambda_range",
     "check_lambdas",
     "lambda_sweep",
     "optimizer_rows",
     "split_rows",
-    "OptimizerMixin",
 ]
 
 class OptimizerMixin:

@@ -20,11 +20,11 @@ from ._designs import DesignEmbedding, DesignOneHotEncoder
 from ._devices import DeviceEmbedding, DeviceFeatureEncoder, DeviceSignatureEncoder, nearest_devices
 
 __all__ = [
-    "DesignOneHotEncoder",
     "DesignEmbedding",
+    "DesignOneHotEncoder",
+    "DeviceEmbedding",
     "DeviceFeatureEncoder",
     "DeviceSignatureEncoder",
-    "DeviceEmbedding",
     "nearest_devices",
 ]
 

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..spaces import DesignSpace, get_space
 
-__all__ = ["DesignOneHotEncoder", "DesignEmbedding"]
+__all__ = ["DesignEmbedding", "DesignOneHotEncoder"]
 
 
 def _resolve_space(space):

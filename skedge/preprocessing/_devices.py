@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._checks import warn_far_outside
 from ..devices import DEVICE_FEATURES, DEVICE_KINDS
 
-__all__ = ["DeviceFeatureEncoder", "DeviceSignatureEncoder", "DeviceEmbedding", "nearest_devices"]
+__all__ = ["DeviceEmbedding", "DeviceFeatureEncoder", "DeviceSignatureEncoder", "nearest_devices"]
 
 
 def _signed_log(x):

@@ -6,7 +6,7 @@ from .fbnet import FBNetSpace
 from .nb201 import NB201Space
 from .ofa import OFASpace
 
-__all__ = ["Choice", "DesignSpace", "Layer", "NB201Space", "FBNetSpace", "OFASpace", "get_space"]
+__all__ = ["Choice", "DesignSpace", "FBNetSpace", "Layer", "NB201Space", "OFASpace", "get_space"]
 
 _SPACES = {"nb201": NB201Space, "fbnet": FBNetSpace, "ofa": OFASpace}
 
