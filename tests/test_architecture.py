@@ -1,4 +1,4 @@
-"""The package's shape: every module imports, no import cycle, imports at the top, small modules.
+"""The package's shape: every module imports, no cycle, imports at the top, small modules, lint.
 
 The graph is read from the source with :mod:`ast`: an edge ``a -> b`` for every
 ``import`` of a skedge module ``b`` in module ``a``, at module level or inside a
@@ -9,8 +9,9 @@ without a reason. In every module, an import inside a function must be marked
 ``# lazy:`` or ``# optional:`` (a truly optional dependency) with the reason on
 its line; no module is longer than :data:`MAX_LINES`; and ``ruff check`` (the
 version pinned in the ``test`` extra, the rules in ``pyproject.toml``) finds
-nothing. The modules not yet brought there are listed, each with its issue (:data:`LATE_IMPORT_EXCEPTIONS`,
-:data:`SIZE_EXCEPTIONS`); a listed module that complies must leave the list.
+nothing. The modules not yet brought there are listed, each with its issue
+(:data:`LATE_IMPORT_EXCEPTIONS`, :data:`SIZE_EXCEPTIONS`); a listed module that
+complies must leave the list.
 """
 
 import ast
