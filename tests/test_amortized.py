@@ -489,6 +489,17 @@ def test_distilled_network_learns_the_refined_ensemble(setup):
     assert np.mean(student) <= np.mean(teacher) + 0.03
 
 
+def test_distillation_rounds_relabel_with_the_refined_student(setup):
+    """Each round after the first replaces some labels by the refined student's designs."""
+    opt = setup["opt"]
+    assert opt.distill_rounds == 2 and len(opt.distill_relabelled_) == 1
+    assert 0.0 < opt.distill_relabelled_[0] <= 1.0
+    one = _frozen_clone(opt).set_params(distill_rounds=1, n_steps=50).fit(setup["X_train"])
+    assert one.distill_relabelled_ == [] and len(one.networks_) == 1
+    with pytest.raises(ValueError, match="distill_rounds"):
+        _frozen_clone(opt).set_params(distill_rounds=0).fit(setup["X_train"])
+
+
 @pytest.mark.parametrize("space_name", ["nb201", "fbnet", "ofa-quant"])
 @pytest.mark.parametrize("shift", [True, False])
 def test_folded_network_proposes_the_same_designs(space_name, shift):

@@ -287,3 +287,21 @@ def test_greedy_refine_in_batches_matches_one_batch(setup, monkeypatch):
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_allclose(results[0][1], results[1][1])
     assert (results[0][1] < obj.value(start, rows) - 1e-12).any()
+
+
+def test_unique_device_rows_match_numpy_unique():
+    # The run-compressed unique of device rows must give np.unique's result (NaN equal to
+    # NaN), for rows repeated in blocks as a search passes them and for shuffled ones.
+    from skedge.optimize._objective import _unique_rows
+
+    rng = np.random.RandomState(0)
+    for _ in range(100):
+        base = rng.randint(0, 3, size=(rng.randint(1, 6), 3)).astype(float)
+        base[rng.rand(*base.shape) < 0.2] = np.nan
+        D = np.repeat(base[rng.randint(len(base), size=rng.randint(2, 40))],
+                      rng.randint(1, 4), axis=0)
+        key = np.where(np.isnan(D), np.inf, D)
+        expected, inverse = np.unique(key, axis=0, return_inverse=True)
+        uniq, inv = _unique_rows(D)
+        np.testing.assert_array_equal(np.where(np.isnan(uniq), np.inf, uniq), expected)
+        np.testing.assert_array_equal(inv, inverse.ravel())

@@ -108,11 +108,19 @@ default="gumbel-softmax"
         Rows ``(device, λ)`` (drawn like the augmented rows) on which the
         per-row best of the ``n_estimators`` networks, refined by
         ``distill_refine`` greedy rounds, teaches one student network by
-        cross-entropy (``n_steps`` steps). The student replaces the networks:
+        cross-entropy (``n_steps`` steps), ``distill_rounds`` times over
+        labels that only improve. The last student replaces the networks:
         :meth:`predict` gets the robustness of the ensemble plus search at the
         cost of one forward pass. 0 keeps the networks themselves.
     distill_refine : int, default=8
-        Greedy rounds on the teachers' designs before distillation (was 2, then 4).
+        Greedy rounds on the designs that label the distillation rows: the
+        teachers', then in each further round the student's.
+    distill_rounds : int, default=2
+        Students trained one after the other (expert iteration): from the
+        second on, the previous student's designs, refined by
+        ``distill_refine`` greedy rounds, replace the labels of the rows
+        where their predicted objective is better. 1 trains one student on
+        the teachers' labels (the behaviour of earlier versions).
     ordinal_shift : bool, default=True
         For *ordinal* choices (numeric options in monotonic order: kernel
         sizes, expansion ratios, depths, resolutions, bit-widths) the network
@@ -161,7 +169,10 @@ default="gumbel-softmax"
         With ``distill``: share of the distillation rows on which the student
         proposes exactly the teachers' design.
     distill_curve_ : ndarray
-        With ``distill``: the student's cross-entropy, every 10 steps.
+        With ``distill``: the last student's cross-entropy, every 10 steps.
+    distill_relabelled_ : list of float
+        With ``distill``: per round after the first, the share of the
+        distillation rows whose label the refined student replaced.
     n_features_in_ : int
         Device columns plus λ columns.
     n_device_columns_ : int
@@ -232,6 +243,7 @@ default="gumbel-softmax"
         "refine": [Interval(Integral, 0, None, closed="left")],
         "distill": [Interval(Integral, 0, None, closed="left")],
         "distill_refine": [Interval(Integral, 0, None, closed="left")],
+        "distill_rounds": [Interval(Integral, 1, None, closed="left")],
         "ordinal_shift": ["boolean"],
         "lambda_range": ["array-like"],
         "lambda_zero_fraction": [Interval(Real, 0, 1, closed="both")],
@@ -264,6 +276,7 @@ default="gumbel-softmax"
         refine=0,
         distill=16384,
         distill_refine=8,
+        distill_rounds=2,
         ordinal_shift=True,
         lambda_range=LAMBDA_RANGE,
         lambda_zero_fraction=0.1,
@@ -292,6 +305,7 @@ default="gumbel-softmax"
         self.refine = refine
         self.distill = distill
         self.distill_refine = distill_refine
+        self.distill_rounds = distill_rounds
         self.ordinal_shift = ordinal_shift
         self.lambda_range = lambda_range
         self.lambda_zero_fraction = lambda_zero_fraction

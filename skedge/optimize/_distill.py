@@ -7,6 +7,14 @@ every design then costs tens of predictor calls. Here that robust (and slow)
 combination labels many ``(device, λ)`` rows once, at fit time, and one
 student network learns to reproduce its designs by cross-entropy: at predict
 time the robust designs cost one forward pass again.
+
+The student is a better starting point for greedy search than the teachers
+(on OFA with bit-widths, its designs refined by four rounds beat the
+teachers' eight-round labels on about 80 % of the rows), so the labelling is
+iterated, as in expert iteration (Anthony et al., "Thinking Fast and Slow with
+Deep Learning and Tree Search", NeurIPS 2017): the student's designs, refined,
+replace the labels wherever their predicted objective is better, and the next
+student learns from those. A label never gets worse from one round to the next.
 """
 
 from __future__ import annotations
@@ -101,8 +109,12 @@ def distill_student(est, obj, blocks, hidden, known, rng):
     ``est.distill`` rows are drawn around the ``known`` device rows like the
     augmented training rows; the teachers (``est.networks_``, per-row best,
     then ``est.distill_refine`` greedy rounds) label them and
-    :func:`distill_network` trains the student. Sets ``networks_``,
-    ``distill_agreement_`` and ``distill_curve_`` on ``est``.
+    :func:`distill_network` trains the student. Each further round of
+    ``est.distill_rounds`` refines the student's designs on the same rows by
+    ``est.distill_refine`` greedy rounds, keeps them as labels where they beat
+    the current label's predicted objective, and trains a new student. Sets
+    ``networks_``, ``distill_agreement_``, ``distill_curve_`` and
+    ``distill_relabelled_`` on ``est``.
     """
     known = np.unique(np.nan_to_num(known, nan=np.inf), axis=0)
     known[np.isinf(known)] = np.nan
@@ -112,13 +124,25 @@ def distill_student(est, obj, blocks, hidden, known, rng):
         kind_column=kind_column(obj), random_state=rng,
     )
     D, lam = rows[:, : obj.n_device_columns], rows[:, obj.n_device_columns:]
-    teacher, _ = best_of(obj, est._candidates(obj, D, lam), D, lam, est.distill_refine)
-    net, curve = distill_network(est, obj, blocks, hidden, D, lam, teacher,
-                                 int(rng.randint(np.iinfo(np.int32).max)))
-    est.networks_ = [net]
+    labels, values = best_of(obj, est._candidates(obj, D, lam), D, lam, est.distill_refine)
+    est.distill_relabelled_ = []
+    for round_ in range(est.distill_rounds):
+        if round_:
+            # The student's designs, refined, where they beat the labels: never worse.
+            proposed, proposed_values = best_of(obj, est._candidates(obj, D, lam), D, lam,
+                                                est.distill_refine)
+            better = proposed_values < values
+            labels[better], values[better] = proposed[better], proposed_values[better]
+            est.distill_relabelled_.append(float(better.mean()))
+            if est.verbose:
+                print(f"[AmortizedDesignOptimizer] distillation round {round_ + 1}: the "
+                      f"refined student relabels {better.mean():.1%} of the rows")
+        net, curve = distill_network(est, obj, blocks, hidden, D, lam, labels,
+                                     int(rng.randint(np.iinfo(np.int32).max)))
+        est.networks_ = [net]
     student = est._candidates(obj, D, lam)[0]
-    est.distill_agreement_ = float((student == teacher).all(axis=1).mean())
+    est.distill_agreement_ = float((student == labels).all(axis=1).mean())
     est.distill_curve_ = curve
     if est.verbose:
-        print(f"[AmortizedDesignOptimizer] student reproduces the teachers' design on "
+        print(f"[AmortizedDesignOptimizer] student reproduces the labelled design on "
               f"{est.distill_agreement_:.1%} of {len(rows):,} rows")
