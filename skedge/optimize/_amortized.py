@@ -41,9 +41,9 @@ class AmortizedDesignOptimizer(OptimizerMixin, BaseEstimator):
     and its loss is the predicted objective ``f(P; d, λ)`` of
     :class:`~skedge.optimize.Objective`, differentiated through frozen copies
     of the predictors (their weights never change). No optimal designs are
-    needed. Training costs about as much as a hundred per-row searches (see
+    needed. Training costs as much as thousands of per-row searches (see
     Notes); afterwards :meth:`predict` answers any device and λ with one
-    forward pass.
+    forward pass, which pays off over the many (device, λ) rows of a fleet.
 
     Rows of ``X`` are ``[device columns..., λ_lat]`` (``[..., λ_lat, λ_en]``
     with an energy predictor): the device columns are exactly those the
@@ -202,7 +202,9 @@ default="gumbel-softmax"
     settles in one of a few basins and the seed decides which, so
     ``n_estimators`` helps most and ``refine=1`` removes most of the tail.
     Both cost predictor calls at every :meth:`predict`; ``distill`` pays them
-    once, at fit time (a fit costs about five networks).
+    once, at fit time. A default fit trains four networks and two students
+    and labels 16,384 rows twice by greedy search, which takes most of the
+    time (the fit times are on the benchmark page).
 
     Examples
     --------
