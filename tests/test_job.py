@@ -38,6 +38,12 @@ def test_run_fast_prints_table_and_writes_models(fast_run):
     assert rc == 0, stderr
     for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert step in stdout
+    # The optimizer's fit, the long stage, reports its own stages as they end.
+    fit = stdout[stdout.index("[3/5]"):stdout.index("[4/5]")].splitlines()
+    assert fit[0].endswith("...") and fit[-1].strip().startswith("done in")
+    for detail in ("network 1/", "distillation rows labelled", "round 2:", "student 2/2 trained"):
+        assert any(line.startswith("      ") and detail in line for line in fit), detail
+    assert not any("[AmortizedDesignOptimizer]" in line for line in fit)
     for column in ("method", "design", "acc %", "lat ms", "en mJ", "gap", "time",
                    "true acc %", "true lat ms", "true en mJ"):
         assert column in stdout
@@ -132,6 +138,7 @@ def test_apply_json_device(fast_run, tmp_path, capsys):
         "lambda_energy"]).all()
     designs = SPACE.from_strings(frame["design"])
     opt = load_models(out).optimizer
+    assert opt.verbose == 0  # the run's progress lines are not saved into the model
     d = pd.DataFrame([_phone()]).drop(columns="device")
     d["kind"] = 0.0  # phone_cpu
     d = d[list(DEVICE_FEATURES)].astype(float).to_numpy()

@@ -29,22 +29,32 @@ class Progress:
 
     A stage message prints as ``[i/n] text ...`` and stays open until its
     :data:`~skedge.workflow.STAGE_DONE` message adds the seconds; indented
-    detail lines print as they come. :meth:`step` times a stage of the command
+    detail lines print as they come (inside a stage, they close its line,
+    and ``done in`` then gets a line of its own). :meth:`step` times a stage of the command
     itself (saving) the same way.
     """
 
     def __init__(self, n_steps, quiet):
         self.n_steps, self.quiet, self.i = n_steps, quiet, 0
+        self.open = self.detailed = False
 
     def __call__(self, message):
         if self.quiet:
             return
         if message.startswith(STAGE_DONE):
-            print(f" {message[len(STAGE_DONE):]}", flush=True)
+            seconds = message[len(STAGE_DONE):]
+            # After detail lines the stage line is no longer the last one: say it is done.
+            print(f"      {STAGE_DONE.strip()} {seconds}" if self.detailed else f" {seconds}",
+                  flush=True)
+            self.open = self.detailed = False
         elif message.startswith(" "):
+            if self.open and not self.detailed:
+                print(flush=True)
+                self.detailed = True
             print(message, flush=True)
         else:
             self.i += 1
+            self.open, self.detailed = True, False
             print(f"[{self.i}/{self.n_steps}] {message}", end="", flush=True)
 
     @contextlib.contextmanager

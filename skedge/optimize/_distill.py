@@ -19,6 +19,8 @@ student learns from those. A label never gets worse from one round to the next.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -124,25 +126,38 @@ def distill_student(est, obj, blocks, hidden, known, rng):
         kind_column=kind_column(obj), random_state=rng,
     )
     D, lam = rows[:, : obj.n_device_columns], rows[:, obj.n_device_columns:]
+    t0 = time.perf_counter()
     labels, values = best_of(obj, est._candidates(obj, D, lam), D, lam, est.distill_refine)
+    _say(est, f"{len(rows):,} distillation rows labelled by the per-row best of "
+              f"{len(est.networks_)} networks and {est.distill_refine} greedy "
+              f"round{'s' * (est.distill_refine != 1)}", t0)
     est.distill_relabelled_ = []
     for round_ in range(est.distill_rounds):
         if round_:
             # The student's designs, refined, where they beat the labels: never worse.
+            t0 = time.perf_counter()
             proposed, proposed_values = best_of(obj, est._candidates(obj, D, lam), D, lam,
                                                 est.distill_refine)
             better = proposed_values < values
             labels[better], values[better] = proposed[better], proposed_values[better]
             est.distill_relabelled_.append(float(better.mean()))
-            if est.verbose:
-                print(f"[AmortizedDesignOptimizer] distillation round {round_ + 1}: the "
-                      f"refined student relabels {better.mean():.1%} of the rows")
+            _say(est, f"round {round_ + 1}: the student's designs, refined, relabel "
+                      f"{better.mean():.1%} of the rows", t0)
+        t0 = time.perf_counter()
         net, curve = distill_network(est, obj, blocks, hidden, D, lam, labels,
                                      int(rng.randint(np.iinfo(np.int32).max)))
         est.networks_ = [net]
+        _say(est, f"student {round_ + 1}/{est.distill_rounds} trained, final "
+                  f"cross-entropy {curve[-1]:.3f}", t0)
     student = est._candidates(obj, D, lam)[0]
     est.distill_agreement_ = float((student == labels).all(axis=1).mean())
     est.distill_curve_ = curve
+    _say(est, f"the student reproduces the labelled design on {est.distill_agreement_:.1%} "
+              f"of the {len(rows):,} rows")
+
+
+def _say(est, message, start=None):
+    """A line of ``fit``'s progress at ``verbose >= 1``, with the seconds since ``start``."""
     if est.verbose:
-        print(f"[AmortizedDesignOptimizer] student reproduces the labelled design on "
-              f"{est.distill_agreement_:.1%} of {len(rows):,} rows")
+        took = "" if start is None else f" ({time.perf_counter() - start:.0f} s)"
+        print(f"[AmortizedDesignOptimizer] {message}{took}", flush=True)

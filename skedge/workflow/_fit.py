@@ -7,6 +7,10 @@ log-uniform in :data:`~skedge.optimize.LAMBDA_RANGE` by
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
+
 import numpy as np
 from scipy.stats import spearmanr
 from sklearn.utils import Bunch
@@ -63,7 +67,12 @@ def fit_predictors(data, sizes, random_state, stages):
 
 
 def fit_optimizer(data, models, sizes, random_state, stages):
-    """The amortized optimizer, fitted on (device, λ) rows sampled around the training devices."""
+    """The amortized optimizer, fitted on (device, λ) rows sampled around the training devices.
+
+    The fit is the longest stage of the workflow: with a ``progress`` callback,
+    each of its own stages (networks, labelling, students) is reported as an
+    indented line when it ends.
+    """
     n_lambdas = 2 if models.energy is not None else 1
     params = dict(sizes["optimizer"])
     train = data.bench.devices.loc[data.train_devices]
@@ -73,6 +82,31 @@ def fit_optimizer(data, models, sizes, random_state, stages):
                                        random_state=random_state)
         opt = AmortizedDesignOptimizer(space=data.space, accuracy=models.accuracy,
                                        latency=models.latency, energy=models.energy,
-                                       random_state=random_state, **params)
-        opt.fit(rows)
+                                       random_state=random_state,
+                                       verbose=int(stages.progress is not None), **params)
+        with contextlib.redirect_stdout(_Lines(stages.say, "[AmortizedDesignOptimizer] ")):
+            opt.fit(rows)
+        # The saved optimizer is quiet wherever it is loaded and refitted.
+        opt.set_params(verbose=0)
     return opt
+
+
+class _Lines(io.TextIOBase):
+    """A text stream that hands each complete line, indented, to ``say``."""
+
+    def __init__(self, say, prefix):
+        self.say, self.prefix, self.pending = say, prefix, ""
+        # Created before stdout is redirected here: ``say`` may print, and must not
+        # print back into this stream.
+        self.stdout = sys.stdout
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.strip():
+                with contextlib.redirect_stdout(self.stdout):
+                    self.say("      " + line.removeprefix(self.prefix).strip())
+        return len(text)
