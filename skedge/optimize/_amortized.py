@@ -21,12 +21,11 @@ from sklearn.utils.validation import check_is_fitted
 from .._torch import ACTIVATIONS, as_tensor, check_device, torch_threads
 from ..predictors import _check_hidden
 from ..spaces import DesignSpace
-from ._distill import best_of, distill_student
-from ._fitted import build_objective, kind_column
+from ._distill import best_of, distill_student, say
+from ._fitted import build_objective
 from ._relaxation import RELAXATIONS, blocks_of
 from ._rows import LAMBDA_RANGE, OptimizerMixin, check_lambda_range, check_lambdas
-from ._sampling import sample_optimizer_inputs
-from ._training import TrainingPool, broadcast_encoding, network_input, train_network
+from ._training import broadcast_encoding, network_input, train_network, training_pool
 
 __all__ = ["AmortizedDesignOptimizer"]
 
@@ -107,20 +106,17 @@ default="gumbel-softmax"
     distill : int, default=16384
         Rows ``(device, λ)`` (drawn like the augmented rows) on which the
         per-row best of the ``n_estimators`` networks, refined by
-        ``distill_refine`` greedy rounds, teaches one student network by
-        cross-entropy (``n_steps`` steps), ``distill_rounds`` times over
-        labels that only improve. The last student replaces the networks:
-        :meth:`predict` gets the robustness of the ensemble plus search at the
-        cost of one forward pass. 0 keeps the networks themselves.
+        ``distill_refine`` greedy rounds, teaches a student network by
+        cross-entropy (``n_steps`` steps; see ``distill_rounds``). The student
+        replaces the networks: :meth:`predict` gets the robustness of the
+        ensemble plus search for one forward pass. 0 keeps the networks.
     distill_refine : int, default=8
         Greedy rounds on the designs that label the distillation rows: the
         teachers', then in each further round the student's.
     distill_rounds : int, default=2
-        Students trained one after the other (expert iteration): from the
-        second on, the previous student's designs, refined by
-        ``distill_refine`` greedy rounds, replace the labels of the rows
-        where their predicted objective is better. 1 trains one student on
-        the teachers' labels (the behaviour of earlier versions).
+        Students trained in turn (expert iteration): from the second on, the
+        previous student's designs, refined by ``distill_refine`` greedy
+        rounds, replace every label they beat. 1: the teachers' labels only.
     ordinal_shift : bool, default=True
         For *ordinal* choices (numeric options in monotonic order: kernel
         sizes, expansion ratios, depths, resolutions, bit-widths) the network
@@ -204,9 +200,8 @@ default="gumbel-softmax"
     settles in one of a few basins and the seed decides which, so
     ``n_estimators`` helps most and ``refine=1`` removes most of the tail.
     Both cost predictor calls at every :meth:`predict`; ``distill`` pays them
-    once, at fit time. A default fit trains four networks and two students
-    and labels 16,384 rows twice by greedy search, which takes most of the
-    time (the fit times are on the benchmark page).
+    once, at fit time: labelling 16,384 rows twice by greedy search takes
+    most of a default fit (times on the benchmark page).
 
     Examples
     --------
@@ -391,19 +386,7 @@ default="gumbel-softmax"
         self.lambda_log_range_ = (float(np.log(self.lambda_eps_)), float(np.log(hi + lo / 2)))
         rng = check_random_state(self.random_state)
 
-        fresh = np.zeros(len(D), dtype=bool)
-        if self.n_augment:
-            known = np.unique(np.nan_to_num(D, nan=np.inf), axis=0)
-            known[np.isinf(known)] = np.nan
-            extra = sample_optimizer_inputs(
-                known, self.n_augment, n_lambdas=obj.n_lambdas, lambda_range=(lo, hi),
-                lambda_zero_fraction=self.lambda_zero_fraction, jitter=self.device_jitter,
-                kind_column=kind_column(obj), random_state=rng,
-            )
-            D = np.vstack([D, extra[:, : obj.n_device_columns]])
-            lam = np.vstack([lam, extra[:, obj.n_device_columns:]])
-            fresh = np.concatenate([fresh, np.ones(len(extra), dtype=bool)])
-        pool = TrainingPool(obj, D, lam, fresh)
+        pool = training_pool(self, obj, D, lam, (lo, hi), rng)
         self.device_encoding_range_ = pool.encoding_range()
         blocks = blocks_of(obj.space)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
@@ -412,10 +395,8 @@ default="gumbel-softmax"
             t0 = time.perf_counter()
             net, curve = train_network(self, obj, pool, blocks, hidden, int(seed), (lo, hi),
                                        device=device)
-            if self.verbose:
-                print(f"[AmortizedDesignOptimizer] network {i + 1}/{self.n_estimators}: "
-                      f"final minibatch objective {curve[-1]:.4f} "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            say(self, f"network {i + 1}/{self.n_estimators}: final minibatch objective "
+                      f"{curve[-1]:.4f}", t0)
             self.networks_.append(net)
             self.loss_curves_.append(curve)
         if self.distill:

@@ -26,11 +26,9 @@ import torch
 
 from .._torch import MLP, as_tensor, seeded
 from ._engines import candidate_values, greedy_refine
-from ._fitted import kind_column
-from ._sampling import sample_optimizer_inputs
-from ._training import network_input
+from ._training import network_input, rows_around
 
-__all__ = ["best_of", "distill_network", "distill_student"]
+__all__ = ["best_of", "distill_network", "distill_student", "say"]
 
 
 def best_of(obj, candidates, D, lam, n_refine):
@@ -118,17 +116,11 @@ def distill_student(est, obj, blocks, hidden, known, rng):
     ``networks_``, ``distill_agreement_``, ``distill_curve_`` and
     ``distill_relabelled_`` on ``est``.
     """
-    known = np.unique(np.nan_to_num(known, nan=np.inf), axis=0)
-    known[np.isinf(known)] = np.nan
-    rows = sample_optimizer_inputs(
-        known, est.distill, n_lambdas=obj.n_lambdas, lambda_range=est.lambda_range,
-        lambda_zero_fraction=est.lambda_zero_fraction, jitter=est.device_jitter,
-        kind_column=kind_column(obj), random_state=rng,
-    )
+    rows = rows_around(est, obj, known, est.distill, est.lambda_range, rng)
     D, lam = rows[:, : obj.n_device_columns], rows[:, obj.n_device_columns:]
     t0 = time.perf_counter()
     labels, values = best_of(obj, est._candidates(obj, D, lam), D, lam, est.distill_refine)
-    _say(est, f"{len(rows):,} distillation rows labelled by the per-row best of "
+    say(est, f"{len(rows):,} distillation rows labelled by the per-row best of "
               f"{len(est.networks_)} networks and {est.distill_refine} greedy "
               f"round{'s' * (est.distill_refine != 1)}", t0)
     est.distill_relabelled_ = []
@@ -141,22 +133,22 @@ def distill_student(est, obj, blocks, hidden, known, rng):
             better = proposed_values < values
             labels[better], values[better] = proposed[better], proposed_values[better]
             est.distill_relabelled_.append(float(better.mean()))
-            _say(est, f"round {round_ + 1}: the student's designs, refined, relabel "
+            say(est, f"round {round_ + 1}: the student's designs, refined, relabel "
                       f"{better.mean():.1%} of the rows", t0)
         t0 = time.perf_counter()
         net, curve = distill_network(est, obj, blocks, hidden, D, lam, labels,
                                      int(rng.randint(np.iinfo(np.int32).max)))
         est.networks_ = [net]
-        _say(est, f"student {round_ + 1}/{est.distill_rounds} trained, final "
+        say(est, f"student {round_ + 1}/{est.distill_rounds} trained, final "
                   f"cross-entropy {curve[-1]:.3f}", t0)
     student = est._candidates(obj, D, lam)[0]
     est.distill_agreement_ = float((student == labels).all(axis=1).mean())
     est.distill_curve_ = curve
-    _say(est, f"the student reproduces the labelled design on {est.distill_agreement_:.1%} "
+    say(est, f"the student reproduces the labelled design on {est.distill_agreement_:.1%} "
               f"of the {len(rows):,} rows")
 
 
-def _say(est, message, start=None):
+def say(est, message, start=None):
     """A line of ``fit``'s progress at ``verbose >= 1``, with the seconds since ``start``."""
     if est.verbose:
         took = "" if start is None else f" ({time.perf_counter() - start:.0f} s)"

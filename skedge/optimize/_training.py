@@ -6,9 +6,11 @@ import numpy as np
 import torch
 
 from .._torch import MLP, as_tensor, seeded
+from ._fitted import kind_column
 from ._relaxation import relaxed_loss
+from ._sampling import sample_optimizer_inputs
 
-__all__ = ["TrainingPool", "network_input", "train_network"]
+__all__ = ["TrainingPool", "network_input", "rows_around", "train_network", "training_pool"]
 
 
 def network_input(encoded, lam, lambda_eps, lambda_log_range):
@@ -53,6 +55,33 @@ class TrainingPool:
             return None if enc is None else {k: v[idx] for k, v in enc.items()}
 
         return pick(self.lat), pick(self.en)
+
+
+def rows_around(est, obj, D, n, lambda_range, rng):
+    """``n`` optimizer rows drawn around the distinct device rows of ``D``, as ``est`` says.
+
+    :func:`~skedge.optimize.sample_optimizer_inputs` with the estimator's
+    λ-zero fraction and jitter, and the kind column of the objective's latency
+    predictor (mixtures stay within a kind).
+    """
+    known = np.unique(np.nan_to_num(D, nan=np.inf), axis=0)
+    known[np.isinf(known)] = np.nan
+    return sample_optimizer_inputs(
+        known, n, n_lambdas=obj.n_lambdas, lambda_range=lambda_range,
+        lambda_zero_fraction=est.lambda_zero_fraction, jitter=est.device_jitter,
+        kind_column=kind_column(obj), random_state=rng,
+    )
+
+
+def training_pool(est, obj, D, lam, lambda_range, rng):
+    """The rows ``(D, lam)`` plus ``est.n_augment`` rows drawn around their devices."""
+    fresh = np.zeros(len(D), dtype=bool)
+    if est.n_augment:
+        extra = rows_around(est, obj, D, est.n_augment, lambda_range, rng)
+        D = np.vstack([D, extra[:, : obj.n_device_columns]])
+        lam = np.vstack([lam, extra[:, obj.n_device_columns:]])
+        fresh = np.concatenate([fresh, np.ones(len(extra), dtype=bool)])
+    return TrainingPool(obj, D, lam, fresh)
 
 
 def train_network(est, obj, pool, blocks, hidden, seed, lam_range, *, device="cpu"):
