@@ -164,8 +164,8 @@ default="gumbel-softmax"
         Mean predicted objective of the training minibatches, every 10 steps
         (of the ``n_estimators`` networks trained on the objective).
     distill_agreement_ : float
-        With ``distill``: share of the distillation rows on which the student
-        proposes exactly the teachers' design.
+        With ``distill``: share of the distillation rows on which the last
+        student proposes exactly its labelled design.
     distill_curve_ : ndarray
         With ``distill``: the last student's cross-entropy, every 10 steps.
     distill_relabelled_ : list of float

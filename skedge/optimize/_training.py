@@ -7,6 +7,7 @@ import torch
 
 from .._torch import MLP, as_tensor, seeded
 from ._fitted import kind_column
+from ._objective import _unique_rows
 from ._relaxation import relaxed_loss
 from ._sampling import sample_optimizer_inputs
 
@@ -64,8 +65,7 @@ def rows_around(est, obj, D, n, lambda_range, rng):
     λ-zero fraction and jitter, and the kind column of the objective's latency
     predictor (mixtures stay within a kind).
     """
-    known = np.unique(np.nan_to_num(D, nan=np.inf), axis=0)
-    known[np.isinf(known)] = np.nan
+    known, _ = _unique_rows(np.asarray(D, dtype=np.float64))
     return sample_optimizer_inputs(
         known, n, n_lambdas=obj.n_lambdas, lambda_range=lambda_range,
         lambda_zero_fraction=est.lambda_zero_fraction, jitter=est.device_jitter,
