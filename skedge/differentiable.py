@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._torch import as_tensor
 from .predictors import _MLPRegressorBase
+from .preprocessing import DesignOneHotEncoder
 from .spaces import get_space
 
 __all__ = ["TorchPredictor", "torch_predictor"]
@@ -39,6 +40,12 @@ def _column_indices(cols, n_total):
         "torch_predictor needs ColumnTransformer columns given by position; got "
         f"{cols!r}. Build the pipeline with integer columns (see make_performance_pipeline)."
     )
+
+
+class _Identity:
+    """The design block of a bare regressor fitted on one-hot designs."""
+
+    torch_transform = staticmethod(lambda P: P)
 
 
 class TorchPredictor:
@@ -94,6 +101,72 @@ class TorchPredictor:
         Z = torch.cat([parts[name] for name in self._order], dim=1)
         return self._regressor.torch_forward(Z)
 
+    def hard(self, codes, encoded=None, rows=None):
+        """Predict hard designs given by the positions of their ones in the one-hot code.
+
+        The same values as ``self(P, encoded=...)`` for the one-hot ``P`` (to float32
+        rounding), at a fraction of the cost: with a one-hot design block, the first
+        layer of each member is a sum of ``n_choices`` of its (standardized) columns
+        plus a term per device row, computed once per distinct device.
+
+        Parameters
+        ----------
+        codes : torch.LongTensor of shape (n, n_choices)
+            ``designs + space.option_offsets``.
+        encoded : dict, default=None
+            :meth:`encode_devices` of the distinct device rows.
+        rows : torch.LongTensor of shape (n,), default=None
+            The distinct device row of each design (None: the first for all).
+        """
+        folded = self._folded()
+        if folded is None:  # an encoder that is not the identity on the one-hot code
+            P = torch.zeros(len(codes), self.space.n_one_hot)
+            P.scatter_(1, codes, 1.0)
+            enc = {k: v[rows] if rows is not None else v[:1] for k, v in (encoded or {}).items()}
+            return self(P, encoded=enc if self.n_device_columns else None)
+        reg = self._regressor
+        outs = []
+        for table, const, rest, W_dev, dev_mean, dev_scale in folded:
+            h = torch.nn.functional.embedding_bag(codes, table, mode="sum")
+            if W_dev is None:
+                h.add_(const)
+            else:
+                E = torch.cat([encoded[name] for name in self._order if name in encoded], dim=1)
+                per_device = ((E - dev_mean) / dev_scale) @ W_dev.T + const
+                h.add_(per_device[rows] if rows is not None else per_device[:1])
+            out = rest(h)
+            outs.append(out.squeeze(-1) if out.dim() == 2 and out.shape[1] == 1 else out)
+        return reg._inverse((torch.stack(outs) * reg.y_scale_ + reg.y_mean_).mean(dim=0))
+
+    def _folded(self):
+        """Per member: first-layer design table, constant, the rest of the net, device part."""
+        if getattr(self, "_folded_cache", False) is not False:
+            return self._folded_cache
+        self._folded_cache = None
+        # Only the one-hot code itself can be folded (an embedding is another linear map
+        # before the first layer; not worth the special case).
+        one_hot = [name for name, t in self._design_steps
+                   if isinstance(t, (DesignOneHotEncoder, _Identity))]
+        if len(self._design_steps) != 1 or not one_hot or self._order[0] != one_hot[0]:
+            return None
+        n = self.space.n_one_hot
+        reg, folded = self._regressor, []
+        mean = torch.as_tensor(reg.x_mean_, dtype=torch.float32)
+        scale = torch.as_tensor(reg.x_scale_, dtype=torch.float32)
+        for net in reg.estimators_:
+            layers = getattr(net.module_, "net", None)
+            if not isinstance(layers, torch.nn.Sequential) or \
+                    not isinstance(layers[0], torch.nn.Linear) or \
+                    layers[0].weight.device.type != "cpu":
+                return None
+            W, b = layers[0].weight, layers[0].bias
+            Wd = W[:, :n] / scale[:n]
+            const = b - Wd @ mean[:n]
+            W_dev = W[:, n:] if W.shape[1] > n else None
+            folded.append((Wd.T.contiguous(), const, layers[1:], W_dev, mean[n:], scale[n:]))
+        self._folded_cache = folded
+        return folded
+
 
 def torch_predictor(estimator, space):
     """Expose a fitted predictor as a frozen torch function of soft designs.
@@ -137,9 +210,6 @@ def torch_predictor(estimator, space):
                 f"the regressor expects {estimator.n_features_in_} features, fewer than the "
                 f"{space.n_one_hot} one-hot columns of {space!r}."
             )
-
-        class _Identity:
-            torch_transform = staticmethod(lambda P: P)
 
         class _Raw:
             transform = staticmethod(lambda D: D)

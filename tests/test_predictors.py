@@ -147,6 +147,35 @@ def test_differentiable_accuracy_and_embedding(bench):
     np.testing.assert_allclose(f(P).numpy(), acc.predict(bench.designs[:20]), rtol=1e-4)
 
 
+def test_hard_designs_fast_path_matches_the_soft_path(bench, pairs, perf):
+    # The search's path: the first layer folded into per-option columns and a term per
+    # device row; the same values as the soft path on one-hot designs, for one device
+    # row broadcast or one per design, and for an encoder that cannot be folded.
+    X, _, _ = pairs
+    space = bench.space
+    acc_emb = make_pipeline(DesignEmbedding(space=space, n_components=4),
+                            AccuracyRegressor(**TINY)).fit(bench.designs, bench.accuracy)
+    acc = make_accuracy_pipeline(space, **TINY).fit(bench.designs, bench.accuracy)
+    rows = X[::37][:40]
+    designs = rows[:, : space.n_choices].astype(int)
+    codes = torch.as_tensor(designs + space.option_offsets)
+    P = torch.tensor(DesignOneHotEncoder(space=space).fit(designs).transform(designs),
+                     dtype=torch.float32)
+    f = torch_predictor(perf, space)
+    uniq, rows_of = np.unique(rows[:, space.n_choices:], axis=0, return_inverse=True)
+    with torch.no_grad():
+        soft = f(P, rows[:, space.n_choices:])
+        hard = f.hard(codes, f.encode_devices(uniq), torch.as_tensor(rows_of.ravel()))
+        one = f.hard(codes, f.encode_devices(uniq[:1]))
+        assert f._folded() is not None
+        np.testing.assert_allclose(hard.numpy(), soft.numpy(), rtol=1e-5)
+        np.testing.assert_allclose(one.numpy(), f(P, uniq[:1]).numpy(), rtol=1e-5)
+        for pipe in (acc, acc_emb):
+            g = torch_predictor(pipe, space)
+            np.testing.assert_allclose(g.hard(codes).numpy(), g(P).numpy(), rtol=1e-5)
+        assert torch_predictor(acc_emb, space)._folded() is None
+
+
 def test_accuracy_pipeline_on_simulator(bench):
     pipe = make_accuracy_pipeline(bench.space, **{**TINY, "batch_size": 32, "max_epochs": 60})
     pipe.fit(bench.designs, bench.accuracy)

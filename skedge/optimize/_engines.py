@@ -250,9 +250,14 @@ def _best_move(objective, designs, values, D, lam, refs, active, cols, shifts, k
     moves = np.arange(m)
     cand[:, moves, cols] = (cand[:, moves, cols] + shifts) % k[cols]
     cand = space.canonicalize(cand.reshape(-1, space.n_choices))
-    v = _values(objective, cand, np.repeat(D[active], m, axis=0),
-                np.repeat(lam[active], m, axis=0),
-                np.repeat(refs[active], m, axis=0)).reshape(len(active), m)
+    # A change of a choice the design does not use (a block beyond its stage's depth)
+    # canonicalizes back to the design itself: no need to score it again.
+    new = np.flatnonzero((cand != np.repeat(designs[active], m, axis=0)).any(axis=1))
+    owner = new // m
+    v = np.full(len(active) * m, np.inf)
+    v[new] = _values(objective, cand[new], D[active[owner]], lam[active[owner]],
+                     refs[active[owner]])
+    v = v.reshape(len(active), m)
     j = v.argmin(axis=1)
     gain = v[np.arange(len(active)), j] < values[active] - 1e-12
     better = active[gain]

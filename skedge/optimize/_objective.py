@@ -111,7 +111,10 @@ class Objective:
         to hard one-hot designs (they agree with ``predict`` to float32
         precision). This skips scikit-learn's per-column encoders, which cost
         about ten times more than the networks themselves for the small
-        batches of a search, and encodes each distinct device row only once.
+        batches of a search, and encodes each distinct device row only once;
+        the first layer of each network is a sum of one column per choice plus
+        a term per distinct device row (:meth:`TorchPredictor.hard
+        <skedge.differentiable.TorchPredictor.hard>`).
         """
         designs = self.space.validate(designs)
         D = np.atleast_2d(np.asarray(D, dtype=np.float64))
@@ -128,17 +131,14 @@ class Objective:
         uniq, inverse = _unique_rows(D)
         inverse = torch.as_tensor(inverse)
         encoded = {name: f.encode_devices(uniq) for name, f in funcs.items() if name != "accuracy"}
-        offsets = self.space.option_offsets
+        codes = torch.as_tensor(designs + self.space.option_offsets)
         with torch.no_grad():
             for s in range(0, len(designs), _CHUNK):
-                part = designs[s:s + _CHUNK]
-                P = torch.zeros(len(part), self.space.n_one_hot)
-                P.scatter_(1, torch.as_tensor(part + offsets), 1.0)
-                rows = inverse[s:s + _CHUNK] if len(D) > 1 else inverse[:1]
+                part = codes[s:s + _CHUNK]
+                rows = inverse[s:s + _CHUNK] if len(D) > 1 else None
                 for name, f in funcs.items():
-                    enc = None if name == "accuracy" else {
-                        k: v[rows] for k, v in encoded[name].items()}
-                    out[name][s:s + len(part)] = f(P, encoded=enc).double().numpy()
+                    out[name][s:s + len(part)] = f.hard(
+                        part, encoded.get(name), rows).double().numpy()
         return out
 
     def references(self, D):
