@@ -117,6 +117,11 @@ class TorchPredictor:
             :meth:`encode_devices` of the distinct device rows.
         rows : torch.LongTensor of shape (n,), default=None
             The distinct device row of each design (None: the first for all).
+
+        Returns
+        -------
+        pred : torch.Tensor of shape (n,)
+            In target units, float32.
         """
         folded = self._folded()
         if folded is None:  # an encoder that is not the identity on the one-hot code
