@@ -21,13 +21,10 @@ writes it as JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 
 import numpy as np
-import torch
+from _results import write_results
 
 from skedge.datasets import make_edge_benchmark, to_pairs
 from skedge.devices import DEVICE_FEATURES
@@ -89,12 +86,7 @@ def main(argv=None):
               f"{r['designs_per_cpu_s']:>10,.0f} {r['best_wall_s']:>7.2f} "
               f"{r['median_wall_s']:>8.2f}")
     if args.json:
-        info = {"machine": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(), "torch": torch.__version__,
-                "loadavg": os.getloadavg()}
-        with open(args.json, "w") as fh:
-            json.dump({"info": info, "records": records}, fh, indent=2)
-        print(f"wrote {args.json}")
+        write_results(args.json, records)
 
 
 if __name__ == "__main__":

@@ -24,19 +24,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 
 import numpy as np
 import torch
+from _results import write_results
 
 from skedge.datasets import make_edge_benchmark, to_pairs
 from skedge.devices import DEVICE_FEATURES
-from skedge.differentiable import TorchPredictor
 from skedge.optimize import Objective
-from skedge.optimize._engines import greedy_refine
+from skedge.optimize._engines import _apply_moves, _move_table, greedy_refine
 from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
 
 SIZES = {"skedge run": ((128, 128), (256, 256)),
@@ -60,13 +57,8 @@ def _objective(space, accuracy_hidden, performance_hidden):
 
 def _unused_share(obj, designs):
     """Share of single-choice moves that change a choice the design does not use."""
-    space, k = obj.space, obj.space.n_options
-    cols = np.concatenate([np.full(kc - 1, c) for c, kc in enumerate(k)])
-    shifts = np.concatenate([np.arange(1, kc) for kc in k])
-    cand = np.repeat(designs, len(cols), axis=0).reshape(len(designs), len(cols), -1)
-    cand[:, np.arange(len(cols)), cols] = (cand[:, np.arange(len(cols)), cols] + shifts) % k[cols]
-    cand = space.canonicalize(cand.reshape(-1, space.n_choices))
-    return float((cand == np.repeat(designs, len(cols), axis=0)).all(axis=1).mean())
+    cand = _apply_moves(obj.space, designs, *_move_table(obj.space))
+    return float((cand == designs[:, None]).all(axis=2).mean())
 
 
 def _round_seconds(obj, D, n_rows, repeats, rng):
@@ -87,21 +79,20 @@ def _round_seconds(obj, D, n_rows, repeats, rng):
 
 def run(spaces=("ofa-quant", "nb201"), n_rows=512, repeats=3):
     records = []
-    unfolded = TorchPredictor._folded
     torch.set_num_threads(1)
     for space in spaces:
         for label, (acc_hidden, perf_hidden) in SIZES.items():
             obj, D = _objective(space, acc_hidden, perf_hidden)
-            moves = int(sum(k - 1 for k in obj.space.n_options))
+            moves = len(_move_table(obj.space)[0])
             result = {"space": space, "sizes": label, "rows": n_rows, "moves_per_row": moves,
                       "unused_moves": _unused_share(obj, obj.space.sample(n_rows, 1))}
+            predictors = [f for f in (obj.f_acc, obj.f_lat, obj.f_en) if f is not None]
+            folds = [f._fold for f in predictors]
             for folded in (True, False):
-                TorchPredictor._folded = unfolded if folded else (lambda self: None)
-                try:
-                    seconds = _round_seconds(obj, D, n_rows, repeats,
-                                             np.random.RandomState(0))
-                finally:
-                    TorchPredictor._folded = unfolded
+                # Unfolded: hard() takes the one-hot code through the whole network.
+                for f, fold in zip(predictors, folds):
+                    f._fold = fold if folded else None
+                seconds = _round_seconds(obj, D, n_rows, repeats, np.random.RandomState(0))
                 key = "folded" if folded else "unfolded"
                 result[f"{key}_moves_per_s"] = n_rows * moves / seconds
             result["speedup"] = result["folded_moves_per_s"] / result["unfolded_moves_per_s"]
@@ -124,12 +115,7 @@ def main(argv=None):
               f"{r['unused_moves']:>6.0%} {r['folded_moves_per_s']:>10,.0f} "
               f"{r['unfolded_moves_per_s']:>11,.0f} {r['speedup']:>6.2f}x")
     if args.json:
-        info = {"machine": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(), "torch": torch.__version__,
-                "loadavg": os.getloadavg(), "torch_threads": 1}
-        with open(args.json, "w") as fh:
-            json.dump({"info": info, "records": records}, fh, indent=2)
-        print(f"wrote {args.json}")
+        write_results(args.json, records, torch_threads=1)
 
 
 if __name__ == "__main__":

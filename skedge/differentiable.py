@@ -73,6 +73,7 @@ class TorchPredictor:
         for net in self._regressor.estimators_:
             for p in net.module_.parameters():
                 p.requires_grad_(False)
+        self._fold = self._folded()
 
     def encode_devices(self, D):
         """Numpy-encode raw device columns once (reuse it across many calls)."""
@@ -123,31 +124,36 @@ class TorchPredictor:
         pred : torch.Tensor of shape (n,)
             In target units, float32.
         """
-        folded = self._folded()
-        if folded is None:  # an encoder that is not the identity on the one-hot code
+        if self._fold is None:  # an encoder that is not the identity on the one-hot code
             P = torch.zeros(len(codes), self.space.n_one_hot)
             P.scatter_(1, codes, 1.0)
             enc = {k: v[rows] if rows is not None else v[:1] for k, v in (encoded or {}).items()}
             return self(P, encoded=enc if self.n_device_columns else None)
-        reg = self._regressor
+        members, dev_mean, dev_scale = self._fold
+        if self.n_device_columns:
+            E = torch.cat([encoded[name] for name in self._order if name in encoded], dim=1)
+            E = (E - dev_mean) / dev_scale
         outs = []
-        for table, const, rest, W_dev, dev_mean, dev_scale in folded:
+        for table, const, rest, W_dev in members:
             h = torch.nn.functional.embedding_bag(codes, table, mode="sum")
             if W_dev is None:
                 h.add_(const)
             else:
-                E = torch.cat([encoded[name] for name in self._order if name in encoded], dim=1)
-                per_device = ((E - dev_mean) / dev_scale) @ W_dev.T + const
+                per_device = E @ W_dev.T + const
                 h.add_(per_device[rows] if rows is not None else per_device[:1])
             out = rest(h)
             outs.append(out.squeeze(-1) if out.dim() == 2 and out.shape[1] == 1 else out)
-        return reg._inverse((torch.stack(outs) * reg.y_scale_ + reg.y_mean_).mean(dim=0))
+        reg = self._regressor
+        return reg._inverse(reg._unscale(torch.stack(outs)).mean(dim=0))
 
     def _folded(self):
-        """Per member: first-layer design table, constant, the rest of the net, device part."""
-        if getattr(self, "_folded_cache", False) is not False:
-            return self._folded_cache
-        self._folded_cache = None
+        """The first layers folded for :meth:`hard`, or None where they cannot be.
+
+        ``(members, device_mean, device_scale)``: per member the first-layer
+        table of the one-hot columns (standardization included), its constant,
+        the rest of the network and the device columns' weights (None without
+        device columns); then the standardization of the device columns.
+        """
         # Only the one-hot code itself can be folded (an embedding is another linear map
         # before the first layer; not worth the special case).
         one_hot = [name for name, t in self._design_steps
@@ -155,7 +161,7 @@ class TorchPredictor:
         if len(self._design_steps) != 1 or not one_hot or self._order[0] != one_hot[0]:
             return None
         n = self.space.n_one_hot
-        reg, folded = self._regressor, []
+        reg, members = self._regressor, []
         mean = torch.as_tensor(reg.x_mean_, dtype=torch.float32)
         scale = torch.as_tensor(reg.x_scale_, dtype=torch.float32)
         for net in reg.estimators_:
@@ -166,11 +172,9 @@ class TorchPredictor:
                 return None
             W, b = layers[0].weight, layers[0].bias
             Wd = W[:, :n] / scale[:n]
-            const = b - Wd @ mean[:n]
             W_dev = W[:, n:] if W.shape[1] > n else None
-            folded.append((Wd.T.contiguous(), const, layers[1:], W_dev, mean[n:], scale[n:]))
-        self._folded_cache = folded
-        return folded
+            members.append((Wd.T.contiguous(), b - Wd @ mean[:n], layers[1:], W_dev))
+        return members, mean[n:], scale[n:]
 
 
 def torch_predictor(estimator, space):

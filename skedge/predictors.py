@@ -220,6 +220,10 @@ class _MLPRegressorBase(RegressorMixin, BaseEstimator):
         # CPU-only machine runs on the CPU); the rows go there and back in batches.
         outs = torch.stack([run_module(net.module_, Zs.to(_weights_device(net))).to(Z.device)
                             for net in self.estimators_])
+        return self._unscale(outs)
+
+    def _unscale(self, outs):
+        """Members' standardized outputs back on the transformed target scale."""
         return outs * self.y_scale_ + self.y_mean_
 
     def _inverse(self, t):

@@ -167,13 +167,13 @@ def test_hard_designs_fast_path_matches_the_soft_path(bench, pairs, perf):
         soft = f(P, rows[:, space.n_choices:])
         hard = f.hard(codes, f.encode_devices(uniq), torch.as_tensor(rows_of.ravel()))
         one = f.hard(codes, f.encode_devices(uniq[:1]))
-        assert f._folded() is not None
+        assert f._fold is not None
         np.testing.assert_allclose(hard.numpy(), soft.numpy(), rtol=1e-5)
         np.testing.assert_allclose(one.numpy(), f(P, uniq[:1]).numpy(), rtol=1e-5)
         for pipe in (acc, acc_emb):
             g = torch_predictor(pipe, space)
             np.testing.assert_allclose(g.hard(codes).numpy(), g(P).numpy(), rtol=1e-5)
-        assert torch_predictor(acc_emb, space)._folded() is None
+        assert torch_predictor(acc_emb, space)._fold is None
 
 
 def test_accuracy_pipeline_on_simulator(bench):

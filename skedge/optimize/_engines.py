@@ -225,10 +225,7 @@ def greedy_refine(objective, designs, values, D, lam, refs, n_rounds):
     batch and moves the row to the best change when it improves the objective.
     ``designs`` and ``values`` are updated in place and returned.
     """
-    space = objective.space
-    k = space.n_options
-    cols = np.concatenate([np.full(kc - 1, c) for c, kc in enumerate(k)])
-    shifts = np.concatenate([np.arange(1, kc) for kc in k])
+    cols, shifts = _move_table(objective.space)
     m = len(cols)
     # Rows per batch: all their moves together stay near _REFINE_BATCH candidates (the
     # moves of 100,000 OFA rows at once took more than 24 GB).
@@ -238,21 +235,38 @@ def greedy_refine(objective, designs, values, D, lam, refs, n_rounds):
         if len(active) == 0:
             break
         active = np.concatenate([
-            _best_move(objective, designs, values, D, lam, refs, rows, cols, shifts, k)
+            _best_move(objective, designs, values, D, lam, refs, rows, cols, shifts)
             for rows in np.array_split(active, -(-len(active) // step))])
     return designs, values
 
 
-def _best_move(objective, designs, values, D, lam, refs, active, cols, shifts, k):
-    """One greedy round for the rows ``active`` (updated in place); returns the rows that moved."""
-    space, m = objective.space, len(cols)
-    cand = np.repeat(designs[active], m, axis=0).reshape(len(active), m, -1)
+def _move_table(space):
+    """``(cols, shifts)``: every single-choice change, as the choice and the option shift."""
+    k = space.n_options
+    return (np.concatenate([np.full(kc - 1, c) for c, kc in enumerate(k)]),
+            np.concatenate([np.arange(1, kc) for kc in k]))
+
+
+def _apply_moves(space, designs, cols, shifts):
+    """What each move makes of each design, canonical: shape ``(len(designs), len(cols), n_choices)``.
+
+    A move of a choice the design does not use (a block beyond its stage's depth)
+    gives back the design itself.
+    """
+    k, m = space.n_options, len(cols)
+    cand = np.repeat(designs, m, axis=0).reshape(len(designs), m, -1)
     moves = np.arange(m)
     cand[:, moves, cols] = (cand[:, moves, cols] + shifts) % k[cols]
-    cand = space.canonicalize(cand.reshape(-1, space.n_choices))
-    # A change of a choice the design does not use (a block beyond its stage's depth)
-    # canonicalizes back to the design itself: no need to score it again.
-    new = np.flatnonzero((cand != np.repeat(designs[active], m, axis=0)).any(axis=1))
+    return space.canonicalize(cand.reshape(-1, space.n_choices)).reshape(cand.shape)
+
+
+def _best_move(objective, designs, values, D, lam, refs, active, cols, shifts):
+    """One greedy round for the rows ``active`` (updated in place); returns the rows that moved."""
+    m, mine = len(cols), designs[active]
+    cand = _apply_moves(objective.space, mine, cols, shifts)
+    # Moves that give back the design itself need no score of their own.
+    new = np.flatnonzero((cand != mine[:, None]).any(axis=2))
+    cand = cand.reshape(-1, cand.shape[2])
     owner = new // m
     v = np.full(len(active) * m, np.inf)
     v[new] = _values(objective, cand[new], D[active[owner]], lam[active[owner]],
