@@ -134,6 +134,22 @@ def test_more_shots_do_not_hurt_on_average(model, bench, split):
     assert scores[100] >= scores[10] - 0.01, scores
 
 
+def test_shots_on_degenerate_designs_are_left_out(model, bench, split):
+    # NB201 cells with no path from input to output read ~0 ms on some phones:
+    # their latency says nothing about the operations, so it must not steer
+    # the mix and the head that the other shots fit.
+    new = split[1][0]
+    designs, y = _shots(bench, new, bench.reference_idx)
+    dead = np.array([[0, 0, 0, 0, 0, 0], [1, 2, 3, 0, 0, 0]])
+    assert model.space_.is_degenerate(dead).all()
+    with_dead = model.adapt(bench.devices.loc[new], np.vstack([designs, dead]),
+                            np.r_[y, 0.01 * y.min(), 0.02 * y.min()])
+    clean = model.adapt(bench.devices.loc[new], designs, y)
+    assert with_dead.ignored_shots_.tolist() == [False] * 10 + [True, True]
+    assert with_dead.n_shots_ == clean.n_shots_ == 10 and not clean.ignored_shots_.any()
+    np.testing.assert_allclose(with_dead.predict(bench.designs), clean.predict(bench.designs))
+
+
 def test_save_load_and_joblib_round_trip(model, bench, split, tmp_path):
     new = split[1][0]
     shots = _shots(bench, new, bench.reference_idx)

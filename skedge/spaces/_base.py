@@ -258,6 +258,21 @@ class DesignSpace:
         x_c = self.canonicalize(x[None])[0]
         return out[~(out == x_c).all(axis=1)]
 
+    def is_degenerate(self, X):
+        """True for designs whose output does not depend on their input.
+
+        Their measured latency says nothing about the cost of their
+        operations (a runtime may skip the dead graph). No design of this
+        space is degenerate; NAS-Bench-201 overrides it.
+
+        Examples
+        --------
+        >>> from skedge.spaces import get_space
+        >>> get_space("ofa").is_degenerate(get_space("ofa").sample(2, random_state=0)).tolist()
+        [False, False]
+        """
+        return np.zeros(len(self.validate(X)), dtype=bool)
+
     # ---------------------------------------------------------- cost counting
     def layers(self, x):
         """Per-layer cost records (:class:`~skedge.spaces.Layer`) of one design."""
