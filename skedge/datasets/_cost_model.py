@@ -186,8 +186,7 @@ def _capacity_quantiles(space):
         # quantized design and its float twin share the same capacity.
         space = OFASpace()
     ref = space.sample(256, random_state=12345)
-    if space.name == "nb201":
-        ref = ref[~space.is_degenerate(ref)]
+    ref = ref[~space.is_degenerate(ref)]
     z = _capacity(*_layer_table(space, ref))
     return tuple(np.percentile(z, [2, 98]))
 
@@ -202,8 +201,7 @@ def _accuracy(space, X, L, C, rng, accuracy_noise):
     acc = acc - _quantization_penalty(L, C)
     scale = _ACCURACY_NOISE_SCALE.get(space.name, 1.0)
     acc = acc + rng.normal(0.0, accuracy_noise * scale, size=len(acc))
-    if space.name == "nb201":
-        # No path from input to output: the network predicts a constant (chance level).
-        dead = space.is_degenerate(X)
-        acc[dead] = 10.0 + rng.normal(0.0, 0.05, size=dead.sum())
+    # No path from input to output: the network predicts a constant (chance level).
+    dead = space.is_degenerate(X)
+    acc[dead] = 10.0 + rng.normal(0.0, 0.05, size=dead.sum())
     return np.clip(acc, 0.0, 100.0)
