@@ -1,12 +1,26 @@
-"""The JSON a benchmark writes: its records and the machine they were measured on."""
+"""What the timing benchmarks share: their command line, and the JSON they write
+(their records and the machine they were measured on)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 
 import torch
+
+
+def parse_timing_args(description, argv=None, *, spaces, rows, repeats):
+    """``--spaces`` (comma-separated), ``--rows``, ``--repeats`` and ``--json``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--spaces", default=spaces)
+    p.add_argument("--rows", type=int, default=rows)
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    args.spaces = args.spaces.split(",")
+    return args
 
 
 def write_results(path, records, **info):

@@ -20,11 +20,10 @@ writes it as JSON.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-from _results import write_results
+from _results import parse_timing_args, write_results
 
 from skedge.datasets import make_edge_benchmark, to_pairs
 from skedge.devices import DEVICE_FEATURES
@@ -72,13 +71,9 @@ def run(spaces=("nb201", "ofa-quant"), n_rows=100_000, repeats=5):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--spaces", default="nb201,ofa-quant")
-    p.add_argument("--rows", type=int, default=100_000)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
-    records = run(args.spaces.split(","), args.rows, args.repeats)
+    args = parse_timing_args(__doc__.split("\n")[0], argv, spaces="nb201,ofa-quant", rows=100_000,
+                             repeats=5)
+    records = run(args.spaces, args.rows, args.repeats)
     print(f"{'space':<10} {'rows':>8} {'designs/s':>10} {'per CPU-s':>10} "
           f"{'best s':>7} {'median s':>8}")
     for r in records:

@@ -23,12 +23,11 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
-from _results import write_results
+from _results import parse_timing_args, write_results
 
 from skedge.datasets import make_edge_benchmark, to_pairs
 from skedge.devices import DEVICE_FEATURES
@@ -101,13 +100,9 @@ def run(spaces=("ofa-quant", "nb201"), n_rows=512, repeats=3):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--spaces", default="ofa-quant,nb201")
-    p.add_argument("--rows", type=int, default=512)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
-    records = run(args.spaces.split(","), args.rows, args.repeats)
+    args = parse_timing_args(__doc__.split("\n")[0], argv, spaces="ofa-quant,nb201", rows=512,
+                             repeats=3)
+    records = run(args.spaces, args.rows, args.repeats)
     print(f"{'space':<10} {'predictor sizes':<19} {'moves/row':>9} {'unused':>6} "
           f"{'folded /s':>10} {'unfolded /s':>11} {'speedup':>7}")
     for r in records:
