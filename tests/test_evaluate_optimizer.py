@@ -26,6 +26,16 @@ def test_nb201_summary(data_home):
         assert 0 <= r["regret_pred"] <= 1 and 0 <= r["regret_true"] <= 1
         assert 0 < r["hv_ratio_true"] <= 1 + 1e-9
     assert summary["designs_per_second"] > 0
+    # NB201 is scored whole under the adapted latency: no regret under its predictions.
+    assert all(r["regret_pred"] == 0 for r in records if r["adapted"])
+    # Every cell measured: one figure per (device, λ), whatever the design path.
+    oracle = {}
+    for r in records:
+        assert 0 <= r["regret_true_latency_oracle"] <= 1
+        assert oracle.setdefault((r["device"], r["lambda"]), r["regret_true_latency_oracle"]) \
+            == r["regret_true_latency_oracle"]
+    assert 0 <= summary["regret_true_latency_oracle_median"] \
+        <= summary["regret_true_latency_oracle_p90"] <= 1
 
 
 def test_nb201_shots(data_home):

@@ -96,6 +96,40 @@ def test_design_with_shots_never_worse_than_the_optimizer_under_the_adapted_obje
     assert np.all(values <= v_plain + 1e-9)
 
 
+def test_design_with_shots_scores_a_small_space_whole():
+    # NB201's 15,625 cells: the designs are the exact optimum of the adapted objective,
+    # which the optimizer's proposals alone need not reach.
+    from skedge.optimize import AmortizedDesignOptimizer, sample_optimizer_inputs
+    from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
+
+    s = get_space("nb201")
+    X = s.sample(300, 0)
+    rng = np.random.RandomState(0)
+    D = rng.rand(300, 12) + 1
+    D[:, 0] = rng.randint(0, 5, 300)
+    acc = make_accuracy_pipeline(s, hidden_layer_sizes=(16,), max_epochs=3,
+                                 random_state=0).fit(X, 80 + (X == 3).sum(1))
+    lat = make_performance_pipeline(s, hidden_layer_sizes=(16,), max_epochs=3, random_state=0
+                                    ).fit(np.hstack([X, D]), np.exp((X == 3).sum(1) * 0.2 + D[:, 3]))
+    opt = AmortizedDesignOptimizer(space=s, accuracy=acc, latency=lat, n_steps=20, n_augment=64,
+                                   distill=64, random_state=0).fit(
+        sample_optimizer_inputs(D[:20], 64, random_state=0))
+    obj = opt.objective_
+    # The device measures the 3x3 convolutions far slower than predicted.
+    replace = {"latency": lambda Z: obj.metrics(Z, D[0])["latency"] * np.exp((Z == 3).sum(1))}
+    lam = np.array([[0.003], [0.03], [0.3]])
+    designs, values, n = design_with_shots(opt, D[0], lam, replace)
+    assert n == s.size
+    adapted = AdaptedObjective(obj, replace)
+    every = s.enumerate()
+    refs = adapted.references(D[:1])
+    f = adapted.value_from_metrics(adapted.metrics(every, D[0]), lam[:, None, :], refs[:, None])
+    np.testing.assert_array_equal(designs, every[f.argmin(axis=1)])
+    np.testing.assert_allclose(values, f.min(axis=1), rtol=1e-6)
+    _, proposed, n_proposed = design_with_shots(opt, D[0], lam, replace, max_exhaustive=0)
+    assert n_proposed < s.size and np.all(values <= proposed + 1e-9)
+
+
 def _shape_error(obj, encoded, designs, latency):
     blocks = blocks_of(obj.space)
     P = blocks.unpad(blocks.one_hot(torch.as_tensor(designs))).float()

@@ -5,10 +5,9 @@ on the signature designs (at 0 shots too). At k > 0 shots, k more cells of the
 device are "measured" (their true latencies, drawn at random among the other
 cells), and a :class:`~skedge.crossdevice.CrossDeviceRegressor` fitted on the
 training devices is adapted to all of them, the signature cells included: the
-shots add to what the device row holds, never replace it. The optimizer's
-proposals for the device as given and as adapted (λ sweeps) plus greedy moves
-are scored under the adapted latency
-(:func:`~skedge.optimize.design_with_shots`). The records are scored
+shots add to what the device row holds, never replace it. The designs are
+chosen under the adapted latency by :func:`~skedge.optimize.design_with_shots`
+(NB201 is small enough to be scored whole there). The records are scored
 like the zero-shot ones, on true metrics.
 """
 

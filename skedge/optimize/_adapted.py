@@ -9,7 +9,11 @@ lets the optimizer *propose* (its designs over a λ sweep, plus greedy moves
 around them) and the adapted predictors *choose*: every candidate is scored
 under the device's adapted objective, so the design returned for a device
 with ten measurements is the best of the proposals under its adapted
-predictions.
+predictions. A space small enough to enumerate (NAS-Bench-201's 15,625
+cells) is scored whole instead, as :func:`~skedge.optimize.best_under_constraints`
+and :class:`~skedge.optimize.SearchBaseline` do: adapting the predictors
+already costs more than one pass over every design, and the answer is then
+exact for the adapted predictors.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 
 from .._torch import as_tensor, torch_threads
 from ._distill import best_of
+from ._engines import exhaustive_search
 from ._relaxation import blocks_of
 from ._rows import lambda_sweep
 
@@ -172,7 +177,7 @@ def _match(f, P, target, enc, box, n_steps, learning_rate):
 
 
 def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_sweep=25,
-                      adapt_input=True):
+                      adapt_input=True, max_exhaustive=100_000):
     """Designs for one device chosen under its adapted predictors.
 
     Parameters
@@ -190,6 +195,11 @@ def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_
     adapt_input : bool, default=True
         Also propose the optimizer's designs for the adapted device
         (:func:`adapted_encoding`), besides those for ``device_row``.
+    max_exhaustive : int, default=100_000
+        A space with at most this many designs is scored whole under the
+        adapted objective (the exact optimum of the adapted predictions;
+        the proposal arguments are then unused). 0 always uses the
+        optimizer's proposals.
 
     Returns
     -------
@@ -197,7 +207,8 @@ def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_
     values : ndarray of shape (n_rows,)
         Their adapted objective.
     n_candidates : int
-        Distinct designs proposed by the optimizer's sweep.
+        Distinct designs proposed by the optimizer's sweep (every design of
+        the space when it was scored whole).
 
     Examples
     --------
@@ -219,11 +230,21 @@ def design_with_shots(optimizer, device_row, lambdas, replace, *, n_refine=2, n_
     >>> measured = lambda Z: opt.objective_.metrics(Z, D[0])["latency"] ** 1.5  # steeper
     >>> designs, values, n = design_with_shots(opt, D[0], np.array([[0.01], [0.1]]),
     ...                                        {"latency": measured})
-    >>> designs.shape, values.shape
-    ((2, 6), (2,))
+    >>> designs.shape, values.shape, n  # NB201 is scored whole
+    ((2, 6), (2,), 15625)
+    >>> n = design_with_shots(opt, D[0], np.array([[0.01]]), {"latency": measured},
+    ...                       max_exhaustive=0)[2]
+    >>> bool(n < 100)  # the optimizer's proposals only
+    True
     """
     obj = optimizer.objective_
     lam = np.asarray(lambdas, dtype=np.float64).reshape(len(lambdas), -1)
+    space = obj.space
+    if space.size <= min(max_exhaustive, space.max_enumerate):
+        everything = space.enumerate()
+        designs, values, _ = exhaustive_search(AdaptedObjective(obj, replace), everything,
+                                               np.asarray(device_row, dtype=np.float64), lam)
+        return designs, values, len(everything)
     sweep = lambda_sweep(1, lambda_range=optimizer.lambda_range, n=n_sweep)
     sweep = np.column_stack([sweep] + [np.full(len(sweep), np.median(lam[:, j]))
                                        for j in range(1, lam.shape[1])])
