@@ -35,20 +35,23 @@ from sklearn.utils import Bunch
 from skedge import CrossDeviceRegressor
 from skedge.datasets import get_data_home, to_pairs
 from skedge.devices import DEVICE_FEATURES
+from skedge.evaluation._optimizer import design_rows
 from skedge.optimize import design_with_shots
 from skedge.workflow import adapt_devices, run_workflow
 
 
-def regrets(data, opt, dev, designs, lam):
-    """True regret of ``designs[i]`` at ``lam[i]`` on ``dev``, over all cells."""
+def true_objective(data, opt, dev, lam):
+    """True objective ``f[i, j]`` of every cell ``data.bench.designs[j]`` at ``lam[i]`` on ``dev``."""
     every = data.bench.designs
     true = data.truth(every, [dev] * len(every))
     refs = opt.objective_.reference_designs
-    ref = data.truth(refs, [dev] * len(refs))["latency"]
-    norm = float(np.exp(np.log(ref).mean()))
-    f = -true["accuracy"][None] / 100 + lam[:, None] * true["latency"][None] / norm
-    pos = {x.tobytes(): i for i, x in enumerate(every)}
-    mine = f[np.arange(len(lam)), [pos[np.asarray(x, np.int64).tobytes()] for x in designs]]
+    norm = float(np.exp(np.log(data.truth(refs, [dev] * len(refs))["latency"]).mean()))
+    return -true["accuracy"][None] / 100 + lam[:, None] * true["latency"][None] / norm
+
+
+def regrets(data, f, designs):
+    """True regret of ``designs[i]`` under the objective row ``f[i]``, a share of its range."""
+    mine = f[np.arange(len(f)), design_rows(data.space, data.bench.designs, designs)]
     return (mine - f.min(axis=1)) / np.ptp(f, axis=1)
 
 
@@ -78,8 +81,9 @@ def main(argv=None):
         rng = np.random.RandomState(seed)
         for dev in data.test_devices:
             d = table.loc[dev].to_numpy(np.float64)
+            f = true_objective(data, opt, dev, lam)
             zero = opt.predict(np.column_stack([np.tile(d, (len(lam), 1)), lam]))
-            base = regrets(data, opt, dev, zero, lam)
+            base = regrets(data, f, zero)
             measured = np.flatnonzero(b.latency[dev].notna().to_numpy())
             for draw in range(args.draws):
                 random = rng.choice(np.setdiff1d(measured, b.reference_idx), size=10,
@@ -97,7 +101,7 @@ def main(argv=None):
                             ("cross_device", {"latency": adapted.predict}),
                             ("pipeline_correction", adapt_devices(res.models, table, shots)[dev][0])):
                         designs, _, _ = design_with_shots(opt, d, lam[:, None], replace)
-                        r = regrets(data, opt, dev, designs, lam)
+                        r = regrets(data, f, designs)
                         records += [{"seed": seed, "device": dev, "draw": draw, "shots": mode,
                                      "adapter": name, "lambda": float(l_),
                                      "regret_true": float(v), "regret_true_zero_shot": float(z)}
