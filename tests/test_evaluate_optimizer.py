@@ -1,9 +1,11 @@
 """evaluate-optimizer: summary keys and value ranges (tiny settings; real NB201 + simulator)."""
 
+import pandas as pd
 import pytest
 
 from skedge.cli import main
 from skedge.evaluation import evaluate_optimizer
+from skedge.evaluation._optimizer import _not_worse
 
 TINY_OPT = dict(n_steps=30, n_augment=128, hidden_layer_sizes=(16,), n_estimators=2,
                 distill=256)
@@ -49,10 +51,21 @@ def test_nb201_shots(data_home):
         assert key in summary
     assert summary["devices_not_worse_5shots"].startswith(("0/1", "1/1"))
     assert summary["devices_floor_not_worse_5shots_vs_0shots"].startswith(("0/1", "1/1"))
+    # A worse device is named with its change, so noise can be told from a loss.
+    if summary["devices_not_worse_5shots"].startswith("0/1"):
+        assert "worse: pixel3 +" in summary["devices_not_worse_5shots"]
     assert sorted({(r["adapted"], r["shots"]) for r in records}) == [
         (False, 0), (True, 0), (True, 5)] and len(records) == 3 * 3
     for r in records:
         assert 0 <= r["regret_true"] <= 1 and 0 < r["hv_ratio_true"] <= 1 + 1e-9
+
+
+def test_not_worse_names_the_worse_devices():
+    regret = pd.Series({"a50": 0.0021, "pixel3": 0.0066})
+    baseline = pd.Series({"pixel3": 0.0076, "a50": 0.0017})
+    assert _not_worse(regret, baseline) == \
+        "1/2 (mean true regret per device; worse: a50 +0.0004)"
+    assert _not_worse(baseline, baseline) == "2/2 (mean true regret per device)"
 
 
 def test_shots_bad_input(data_home, capsys):
