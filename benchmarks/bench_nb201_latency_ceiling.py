@@ -40,11 +40,10 @@ from _results import write_results
 from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.preprocessing import OneHotEncoder
-from sklearn.utils import Bunch
 
-from skedge import CrossDeviceRegressor
-from skedge.datasets import floor_latency, load_nb201, to_pairs
+from skedge.datasets import floor_latency, load_nb201
 from skedge.devices import DEVICE_FEATURES, hardware_groups
+from skedge.evaluation._shots import fit_cross_device
 from skedge.optimize import LAMBDA_RANGE
 
 #: The evaluation's default held-out devices, then a second split of other hardware.
@@ -93,9 +92,8 @@ def main(argv=None):
             held = {group_of[d] for d in tests}
             train = [d for d in devices if group_of[d] not in held]
             t0 = time.perf_counter()
-            X, y, groups = to_pairs(Bunch(**{**bench, "latency": latency}), devices=train)
-            model = CrossDeviceRegressor(space=bench.space, reference_designs=bench.designs[refs],
-                                         random_state=seed, n_threads=1).fit(X, y, groups=groups)
+            # The shot model of `skedge evaluate-optimizer --shots`, fitted the same way.
+            model = fit_cross_device(bench.space, bench, latency, train, refs, seed)
             print(f"seed {seed}: fitted on {len(train)} devices in "
                   f"{time.perf_counter() - t0:.0f}s", flush=True)
             rng = np.random.RandomState(seed)
@@ -103,7 +101,6 @@ def main(argv=None):
                 lat = latency[dev].to_numpy()
                 whole_ms = bool(np.allclose(lat, np.round(lat)))
                 others = np.setdiff1d(np.arange(len(lat)), refs)
-
                 row = {"seed": seed, "device": dev, "whole_ms": whole_ms}
                 feats = bench.devices.loc[dev, list(DEVICE_FEATURES)]
                 for k in SHOTS:
