@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._torch import ACTIVATIONS, as_tensor, check_device, torch_threads
 from ..predictors import _check_hidden
 from ..spaces import DesignSpace
-from ._distill import best_of, distill_student, say
+from ._distill import best_of, distill_student, finetune_networks, say
 from ._fitted import build_objective
 from ._relaxation import RELAXATIONS, blocks_of
 from ._rows import LAMBDA_RANGE, OptimizerMixin, check_lambda_range, check_lambdas
@@ -81,10 +81,8 @@ default="gumbel-softmax"
     tau_start, tau_end : float, default=1.0, 0.1
         Softmax temperature, annealed geometrically over the steps.
     n_steps : int, default=2000
-        Gradient steps per network (600 before 0.2: for one seed, 2000
-        lowered the p90 of the predicted regret on real NB201 from 0.041 to
-        0.011; which basin a network ends in still varies with the seed, so
-        hence ``n_estimators`` and ``distill``; see Notes).
+        Gradient steps per network (and per student); which basin a network
+        ends in varies with the seed, hence ``n_estimators`` and ``distill``.
     batch_size : int, default=512
     learning_rate : float, default=2e-3
         Adam learning rate, cosine-annealed to a tenth over the steps.
@@ -117,16 +115,20 @@ default="gumbel-softmax"
         Students trained in turn (expert iteration): from the second on, the
         previous student's designs, refined by ``distill_refine`` greedy
         rounds, replace every label they beat. 1: the teachers' labels only.
+    finetune : float, default=0.5
+        Last, the network(s) that answer take ``round(finetune * n_steps)``
+        steps of straight-through descent of the predicted objective (``"st"``: the
+        predictors see the hard design :meth:`predict` would return), at
+        ``learning_rate``, on the distillation rows (else the training rows)
+        with λ redrawn. A student imitates its labels only approximately on
+        new devices; these steps improve its own designs. 0 skips them.
     ordinal_shift : bool, default=True
         For *ordinal* choices (numeric options in monotonic order: kernel
-        sizes, expansion ratios, depths, resolutions, bit-widths) the network
-        also outputs one shift ``a`` per choice, added to that choice's option
-        logits as ``a * t`` with ``t`` the option's position scaled to
-        [-1, 1]. Gradients through a softmax only reach options that already
-        hold probability; with 25 resolutions the network settled on one
-        early and never found the better ones. The shift moves mass along
-        the option axis as a whole. Nominal choices (NB201's operations) are
-        unaffected.
+        sizes, depths, resolutions, bit-widths) the network also outputs a
+        shift ``a`` added to the option logits as ``a * t``, ``t`` the
+        option's position in [-1, 1]: it moves probability along the option
+        axis as a whole, where softmax gradients only reach options that
+        already hold some. Nominal choices (NB201's operations) are unaffected.
     lambda_range : (float, float), default=LAMBDA_RANGE
         Range of the log-uniform λ of the augmented rows
         (:data:`~skedge.optimize.LAMBDA_RANGE`, (1e-3, 1)); also fixes the
@@ -171,6 +173,9 @@ default="gumbel-softmax"
     distill_relabelled_ : list of float
         With ``distill``: per round after the first, the share of the
         distillation rows whose label the refined student replaced.
+    finetune_curves_ : list of ndarray
+        With ``finetune``: per answering network, the mean predicted objective
+        of the fine-tuning minibatches' hard designs, every 10 steps.
     n_features_in_ : int
         Device columns plus λ columns.
     n_device_columns_ : int
@@ -192,16 +197,13 @@ default="gumbel-softmax"
 
     Notes
     -----
-    The defaults (relaxation, steps, ordinal shift) were chosen from
-    measurements on NB201 and OFA with bit-widths against exhaustive search
-    and evolution; the protocols and tables are in the documentation's
-    benchmark page (``docs/benchmarks.rst``, "Amortized optimizer").
-    In short: the predicted objective is very multimodal, every relaxation
-    settles in one of a few basins and the seed decides which, so
-    ``n_estimators`` helps most and ``refine=1`` removes most of the tail.
-    Both cost predictor calls at every :meth:`predict`; ``distill`` pays them
-    once, at fit time: labelling 16,384 rows twice by greedy search takes
-    most of a default fit (times on the benchmark page).
+    The defaults were chosen from measurements on NB201 and OFA with
+    bit-widths against exhaustive search and evolution (``docs/benchmarks.rst``,
+    "Amortized optimizer"). The predicted objective is very multimodal and the
+    seed decides a network's basin: ``n_estimators`` and ``refine`` help but
+    cost predictor calls at every :meth:`predict`; ``distill`` pays them once,
+    at fit time (labelling 16,384 rows twice by greedy search takes most of
+    a default fit), and ``finetune`` polishes the student's own designs.
 
     Examples
     --------
@@ -243,6 +245,7 @@ default="gumbel-softmax"
         "distill": [Interval(Integral, 0, None, closed="left")],
         "distill_refine": [Interval(Integral, 0, None, closed="left")],
         "distill_rounds": [Interval(Integral, 1, None, closed="left")],
+        "finetune": [Interval(Real, 0, None, closed="left")],
         "ordinal_shift": ["boolean"],
         "lambda_range": ["array-like"],
         "lambda_zero_fraction": [Interval(Real, 0, 1, closed="both")],
@@ -276,6 +279,7 @@ default="gumbel-softmax"
         distill=16384,
         distill_refine=8,
         distill_rounds=2,
+        finetune=0.5,
         ordinal_shift=True,
         lambda_range=LAMBDA_RANGE,
         lambda_zero_fraction=0.1,
@@ -305,6 +309,7 @@ default="gumbel-softmax"
         self.distill = distill
         self.distill_refine = distill_refine
         self.distill_rounds = distill_rounds
+        self.finetune = finetune
         self.ordinal_shift = ordinal_shift
         self.lambda_range = lambda_range
         self.lambda_zero_fraction = lambda_zero_fraction
@@ -399,8 +404,8 @@ default="gumbel-softmax"
                       f"{curve[-1]:.4f}", t0)
             self.networks_.append(net)
             self.loss_curves_.append(curve)
-        if self.distill:
-            distill_student(self, obj, blocks, hidden, D_given, rng)
+        rows = distill_student(self, obj, blocks, hidden, D_given, rng) if self.distill else None
+        finetune_networks(self, obj, pool if rows is None else rows, blocks, (lo, hi), rng, device)
         self._objective = obj
         self.fit_time_ = time.perf_counter() - start
         return self

@@ -15,6 +15,13 @@ iterated, as in expert iteration (Anthony et al., "Thinking Fast and Slow with
 Deep Learning and Tree Search", NeurIPS 2017): the student's designs, refined,
 replace the labels wherever their predicted objective is better, and the next
 student learns from those. A label never gets worse from one round to the next.
+
+Cross-entropy weighs every choice of a label alike, and on a device it never
+saw the student reproduces only part of what its labels gain. Last, the student
+descends the predicted objective of its own hard designs (straight-through,
+from its distilled weights): on simulated OFA with bit-widths, 1,000 such
+steps took a student's median gap to evolution from -0.2 % to -2.8 % and its
+p90 from 2.3 % to -1.0 % (docs/benchmarks.rst, "Fine-tuning the student").
 """
 
 from __future__ import annotations
@@ -26,9 +33,9 @@ import torch
 
 from .._torch import MLP, as_tensor, seeded
 from ._engines import candidate_values, greedy_refine
-from ._training import network_input, rows_around
+from ._training import TrainingPool, finetune_network, finetune_steps, network_input, rows_around
 
-__all__ = ["best_of", "distill_network", "distill_student", "say"]
+__all__ = ["best_of", "distill_network", "distill_student", "finetune_networks", "say"]
 
 
 def best_of(obj, candidates, D, lam, n_refine):
@@ -114,7 +121,7 @@ def distill_student(est, obj, blocks, hidden, known, rng):
     ``est.distill_refine`` greedy rounds, keeps them as labels where they beat
     the current label's predicted objective, and trains a new student. Sets
     ``networks_``, ``distill_agreement_``, ``distill_curve_`` and
-    ``distill_relabelled_`` on ``est``.
+    ``distill_relabelled_`` on ``est``; returns the distillation rows.
     """
     rows = rows_around(est, obj, known, est.distill, est.lambda_range, rng)
     D, lam = rows[:, : obj.n_device_columns], rows[:, obj.n_device_columns:]
@@ -146,6 +153,32 @@ def distill_student(est, obj, blocks, hidden, known, rng):
     est.distill_curve_ = curve
     say(est, f"the student reproduces the labelled design on {est.distill_agreement_:.1%} "
               f"of the {len(rows):,} rows")
+    return rows
+
+
+def finetune_networks(est, obj, rows, blocks, lam_range, rng, device):
+    """Fine-tune every network of ``est`` by straight-through steps (:func:`finetune_network`).
+
+    ``rows`` is a :class:`~skedge.optimize._training.TrainingPool` or an array of
+    optimizer rows (the distillation rows), whose λ are then redrawn at every
+    step. Sets ``finetune_curves_`` (empty with ``finetune=0``) and replaces
+    ``networks_``.
+    """
+    est.finetune_curves_ = []
+    if not finetune_steps(est):
+        return
+    pool = rows
+    if not isinstance(rows, TrainingPool):
+        n = obj.n_device_columns
+        pool = TrainingPool(obj, rows[:, :n], rows[:, n:], np.ones(len(rows), dtype=bool))
+    for i, net in enumerate(est.networks_):
+        t0 = time.perf_counter()
+        est.networks_[i], curve = finetune_network(
+            est, obj, pool, blocks, net, int(rng.randint(np.iinfo(np.int32).max)), lam_range,
+            device=device)
+        est.finetune_curves_.append(curve)
+        say(est, f"network {i + 1}/{len(est.networks_)} fine-tuned on its hard designs, "
+                  f"final minibatch objective {curve[-1]:.4f}", t0)
 
 
 def say(est, message, start=None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -11,7 +13,8 @@ from ._objective import _unique_rows
 from ._relaxation import relaxed_loss
 from ._sampling import sample_optimizer_inputs
 
-__all__ = ["TrainingPool", "network_input", "rows_around", "train_network", "training_pool"]
+__all__ = ["TrainingPool", "descend", "finetune_network", "finetune_steps", "network_input",
+           "rows_around", "train_network", "training_pool"]
 
 
 def network_input(encoded, lam, lambda_eps, lambda_log_range):
@@ -94,48 +97,78 @@ def train_network(est, obj, pool, blocks, hidden, seed, lam_range, *, device="cp
     The network trains on ``device`` and returns to the CPU; the predictors'
     work runs where their weights are.
     """
-    lo, hi = lam_range
-
-    def features(encoded, lam):
-        return network_input(encoded, lam, est.lambda_eps_, est.lambda_log_range_)
-
-    batch = min(est.batch_size, len(pool))
     with seeded(seed):
         lam_probe = torch.zeros(1, obj.n_lambdas)
-        n_in = features(pool.encoded_rows(torch.zeros(1, dtype=torch.long)), lam_probe).shape[1]
-        net = MLP(n_in, blocks.n_outputs(est.ordinal_shift), hidden, est.activation).to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=est.learning_rate)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=est.n_steps, eta_min=est.learning_rate / 10)
-        curve, running = [], 0.0
-        for step in range(est.n_steps):
-            frac = step / max(1, est.n_steps - 1)
-            tau = est.tau_start * (est.tau_end / est.tau_start) ** frac
-            idx = torch.randint(len(pool), (batch,))
-            lam = pool.lam[idx].clone()
-            redraw = pool.fresh[idx]
-            if redraw.any():
-                m = int(redraw.sum())
-                u = torch.rand(m, obj.n_lambdas)
-                new = torch.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
-                new[torch.rand(m, obj.n_lambdas) < est.lambda_zero_fraction] = 0.0
-                lam[redraw] = new
-            encoded = pool.encoded_rows(idx)
-            logits = net(features(encoded, lam).to(device)).cpu()
-            loss, value = relaxed_loss(
-                obj, blocks, logits, encoded, lam, pool.refs[idx], tau,
-                relaxation=est.relaxation, n_samples=est.n_samples,
-                entropy_weight=est.entropy_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            running += value
-            if (step + 1) % 10 == 0 or step == est.n_steps - 1:
-                curve.append(running / ((step % 10) + 1))
-                running = 0.0
-                if est.verbose > 1 and (step + 1) % 200 == 0:
-                    print(f"  step {step + 1}: tau {tau:.3f} objective {curve[-1]:.4f}")
+        probe = pool.encoded_rows(torch.zeros(1, dtype=torch.long))
+        n_in = network_input(probe, lam_probe, est.lambda_eps_, est.lambda_log_range_).shape[1]
+        net = MLP(n_in, blocks.n_outputs(est.ordinal_shift), hidden, est.activation)
+        return descend(est, obj, pool, blocks, net, lam_range, device=device,
+                       n_steps=est.n_steps, learning_rate=est.learning_rate,
+                       relaxation=est.relaxation, taus=(est.tau_start, est.tau_end))
+
+
+def finetune_network(est, obj, pool, blocks, net, seed, lam_range, *, device="cpu"):
+    """``round(est.finetune * est.n_steps)`` straight-through steps on hard designs from ``net``.
+
+    The predictors see the argmax design itself (canonical and hard, as
+    :meth:`predict` answers), so the steps descend the objective of the
+    designs the network will propose; from the network's own weights (a copy).
+    Returns (network, loss curve).
+    """
+    net = copy.deepcopy(net)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    with seeded(seed):
+        return descend(est, obj, pool, blocks, net, lam_range, device=device,
+                       n_steps=finetune_steps(est), learning_rate=est.learning_rate,
+                       relaxation="st", taus=(1.0, 1.0))
+
+
+def finetune_steps(est):
+    """Fine-tuning steps of ``est``: ``round(finetune * n_steps)``."""
+    return round(est.finetune * est.n_steps)
+
+
+def descend(est, obj, pool, blocks, net, lam_range, *, device, n_steps, learning_rate,
+            relaxation, taus):
+    """The training loop of :func:`train_network` and :func:`finetune_network` (seeded by them)."""
+    lo, hi = lam_range
+    tau_start, tau_end = taus
+    batch = min(est.batch_size, len(pool))
+    net = net.to(device).train()
+    opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=n_steps, eta_min=learning_rate / 10)
+    curve, running = [], 0.0
+    for step in range(n_steps):
+        frac = step / max(1, n_steps - 1)
+        tau = tau_start * (tau_end / tau_start) ** frac
+        idx = torch.randint(len(pool), (batch,))
+        lam = pool.lam[idx].clone()
+        redraw = pool.fresh[idx]
+        if redraw.any():
+            m = int(redraw.sum())
+            u = torch.rand(m, obj.n_lambdas)
+            new = torch.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
+            new[torch.rand(m, obj.n_lambdas) < est.lambda_zero_fraction] = 0.0
+            lam[redraw] = new
+        encoded = pool.encoded_rows(idx)
+        F = network_input(encoded, lam, est.lambda_eps_, est.lambda_log_range_)
+        logits = net(F.to(device)).cpu()
+        loss, value = relaxed_loss(
+            obj, blocks, logits, encoded, lam, pool.refs[idx], tau,
+            relaxation=relaxation, n_samples=est.n_samples,
+            entropy_weight=est.entropy_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running += value
+        if (step + 1) % 10 == 0 or step == n_steps - 1:
+            curve.append(running / ((step % 10) + 1))
+            running = 0.0
+            if est.verbose > 1 and (step + 1) % 200 == 0:
+                print(f"  step {step + 1}: tau {tau:.3f} objective {curve[-1]:.4f}")
     net.cpu().eval()
     for p in net.parameters():
         p.requires_grad_(False)
