@@ -111,10 +111,12 @@ default="gumbel-softmax"
     distill_refine : int, default=8
         Greedy rounds on the designs that label the distillation rows: the
         teachers', then in each further round the student's.
-    distill_rounds : int, default=2
+    distill_rounds : int, default=1
         Students trained in turn (expert iteration): from the second on, the
         previous student's designs, refined by ``distill_refine`` greedy
-        rounds, replace every label they beat. 1: the teachers' labels only.
+        rounds, replace every label they beat. 1: the teachers' labels only
+        (with ``finetune``, a second round gained nothing on OFA for 40 % more
+        fit time; docs/benchmarks.rst).
     finetune : float, default=0.5
         Last, the network(s) that answer take ``round(finetune * n_steps)``
         steps of straight-through descent of the predicted objective (``"st"``: the
@@ -278,7 +280,7 @@ default="gumbel-softmax"
         refine=0,
         distill=16384,
         distill_refine=8,
-        distill_rounds=2,
+        distill_rounds=1,
         finetune=0.5,
         ordinal_shift=True,
         lambda_range=LAMBDA_RANGE,
