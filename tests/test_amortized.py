@@ -492,10 +492,10 @@ def test_distilled_network_learns_the_refined_ensemble(setup):
 def test_distillation_rounds_relabel_with_the_refined_student(setup):
     """Each round after the first replaces some labels by the refined student's designs."""
     opt = setup["opt"]
-    assert opt.distill_rounds == 1 and opt.distill_relabelled_ == []
-    two = _frozen_clone(opt).set_params(distill_rounds=2, n_steps=50).fit(setup["X_train"])
-    assert len(two.distill_relabelled_) == 1 and len(two.networks_) == 1
-    assert 0.0 < two.distill_relabelled_[0] <= 1.0
+    assert opt.distill_rounds == 2 and len(opt.distill_relabelled_) == 1
+    assert 0.0 < opt.distill_relabelled_[0] <= 1.0
+    one = _frozen_clone(opt).set_params(distill_rounds=1, n_steps=50).fit(setup["X_train"])
+    assert one.distill_relabelled_ == [] and len(one.networks_) == 1
     with pytest.raises(ValueError, match="distill_rounds"):
         _frozen_clone(opt).set_params(distill_rounds=0).fit(setup["X_train"])
 

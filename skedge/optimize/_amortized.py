@@ -76,8 +76,7 @@ default="gumbel-softmax"
         pass through the softmax (straight-through); ``"gumbel-st"``:
         straight-through on Gumbel-perturbed logits (a sampled hard design);
         ``"reinforce"``: no gradient through the predictors, the score-function
-        estimator over ``n_samples`` sampled hard designs per row. See Notes
-        for the measurement behind the default.
+        estimator over ``n_samples`` sampled hard designs per row.
     tau_start, tau_end : float, default=1.0, 0.1
         Softmax temperature, annealed geometrically over the steps.
     n_steps : int, default=2000
@@ -87,8 +86,7 @@ default="gumbel-softmax"
     learning_rate : float, default=2e-3
         Adam learning rate, cosine-annealed to a tenth over the steps.
     n_samples : int, default=8
-        ``"reinforce"`` only: designs sampled per row and step (the baseline
-        of each is the mean of the others).
+        ``"reinforce"`` only: designs sampled per row and step.
     entropy_weight : float, default=0.01
         ``"reinforce"`` only: weight of the policy-entropy bonus.
     n_estimators : int, default=4
@@ -111,12 +109,10 @@ default="gumbel-softmax"
     distill_refine : int, default=8
         Greedy rounds on the designs that label the distillation rows: the
         teachers', then in each further round the student's.
-    distill_rounds : int, default=1
+    distill_rounds : int, default=2
         Students trained in turn (expert iteration): from the second on, the
         previous student's designs, refined by ``distill_refine`` greedy
-        rounds, replace every label they beat. 1: the teachers' labels only
-        (with ``finetune``, a second round gained nothing on OFA for 40 % more
-        fit time; docs/benchmarks.rst).
+        rounds, replace every label they beat. 1: the teachers' labels only.
     finetune : float, default=0.5
         Last, the network(s) that answer take ``round(finetune * n_steps)``
         steps of straight-through descent of the predicted objective (``"st"``: the
@@ -145,20 +141,17 @@ default="gumbel-softmax"
         :func:`~skedge.optimize.sample_optimizer_inputs`).
     n_threads : int or None, default=1
         Torch threads used by ``fit`` and ``predict`` (None: torch's current
-        setting). The minibatches are small: one thread is about as fast as
-        two on an idle machine and much faster on a busy one, and leaves cores
-        free for ``GridSearchCV(n_jobs=...)``.
+        setting). One is about as fast as two for these small minibatches and
+        leaves cores free for ``GridSearchCV(n_jobs=...)``.
     device : str, default="cpu"
         Where the optimizer networks train (``"cpu"``, ``"cuda"``,
-        ``"cuda:N"``; checked at fit). The predictors run where their own
-        weights are (see their ``device``). The trained networks are moved
-        back to the CPU, where ``predict`` runs, so pickles load anywhere.
+        ``"cuda:N"``); the predictors run where their weights are. The
+        networks return to the CPU, where ``predict`` runs.
     random_state : int, RandomState instance or None, default=None
         Seeds the augmentation and the networks; the global torch RNG is left untouched.
     verbose : int, default=0
-        1 prints each stage of ``fit`` as it ends, with its wall time (the
-        networks, the labelling of the distillation rows, each student); 2
-        also the training objective every 200 steps.
+        1 prints each stage of ``fit`` as it ends, with its wall time; 2 also
+        the training objective every 200 steps.
 
     Attributes
     ----------
@@ -280,7 +273,7 @@ default="gumbel-softmax"
         refine=0,
         distill=16384,
         distill_refine=8,
-        distill_rounds=1,
+        distill_rounds=2,
         finetune=0.5,
         ordinal_shift=True,
         lambda_range=LAMBDA_RANGE,
