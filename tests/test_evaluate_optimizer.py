@@ -77,14 +77,16 @@ def test_shots_bad_input(data_home, capsys):
     assert "nb201" in capsys.readouterr().err
 
 
-def test_simulated_summary():
+@pytest.mark.parametrize("space", ["ofa-quant", "fbnet"])
+def test_simulated_summary(space):
     summary, records = evaluate_optimizer(
-        "ofa-quant", n_lambdas=2, n_designs=150, n_devices=10, optimizer_params=TINY_OPT,
+        space, n_lambdas=2, n_designs=150, n_devices=10, optimizer_params=TINY_OPT,
         predictor_params=TINY_PRED, search_params=dict(population_size=20, n_cycles=40, sample_size=5, n_offspring=5),
         verbose=0,
     )
     assert {"gap_vs_evolution", "speedup_vs_evolution", "designs_per_second"} <= set(summary)
     assert summary["speedup_vs_evolution"] > 1
+    assert summary["space"] == f"{space} (simulated)"
     assert len(records) == 5 * 2
 
 
@@ -93,8 +95,8 @@ def test_bad_input(data_home):
         evaluate_optimizer("nb201", data_home=data_home, test_devices=["nope"], verbose=0)
     with pytest.raises(ValueError, match="n_lambdas"):
         evaluate_optimizer("nb201", data_home=data_home, n_lambdas=1, verbose=0)
-    with pytest.raises(ValueError, match="supports"):
-        evaluate_optimizer("fbnet", verbose=0)
+    with pytest.raises(ValueError, match="unknown design space"):
+        evaluate_optimizer("resnet", verbose=0)
 
 
 def test_cli_help_lists_the_command(capsys):

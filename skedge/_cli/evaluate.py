@@ -107,18 +107,19 @@ def _register_optimizer(subparsers):
             "Regret, Pareto hypervolume and speed of the amortized optimizer, with every "
             "model trained on non-test devices only: on the real NAS-Bench-201 data against "
             "the exhaustive optimum (nb201), or on the simulator against evolution "
-            "(ofa-quant). Prints a summary; --json keeps every (device, λ) record."
+            "(ofa-quant, fbnet). Prints a summary; --json keeps every (device, λ) record."
         ),
     )
-    p.add_argument("--space", default="nb201", choices=["nb201", "ofa-quant"],
+    p.add_argument("--space", default="nb201", choices=["nb201", "ofa-quant", "fbnet"],
                    help="nb201: real NAS-Bench-201 data (needs --data-home or SKEDGE_DATA); "
-                        "ofa-quant: the simulator, compared with evolution (default nb201)")
+                        "ofa-quant, fbnet: the simulator, compared with evolution "
+                        "(default nb201)")
     p.add_argument("--data-home", default=None, metavar="DIR",
                    help="folder of the real data (default: SKEDGE_DATA or ~/skedge_data)")
     p.add_argument("--test-devices", default=None, metavar="NAMES",
                    help="nb201: comma-separated fully measured device settings held out with "
                         f"their hardware (default: {','.join(DEFAULT_TEST_DEVICES)}); "
-                        "ofa-quant: ignored (5 random held-out devices)")
+                        "ofa-quant, fbnet: ignored (5 random held-out devices)")
     p.add_argument("--n-lambdas", type=int, default=24, metavar="N",
                    help="λ values per test device, log-spaced over the optimizer's range "
                         "(default 24)")

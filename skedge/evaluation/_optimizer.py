@@ -26,7 +26,8 @@ and the optimizer on the training devices. For each test device and each of
   (accuracy, latency) divided by that of the true Pareto front, with the
   reference point (lowest accuracy, highest latency) over all cells of the device.
 
-**Simulated OFA with bit-widths** (``--space ofa-quant``). For held-out
+**Simulated OFA with bit-widths** (``--space ofa-quant``), or **simulated
+FBNet** (``--space fbnet``, latency and energy of the same simulator). For held-out
 simulated devices and λ: ``gap_vs_evolution`` = median of (f(optimizer) -
 f(evolution)) / |f(evolution)|, the relative objective gap (negative: the
 optimizer is better), and the stricter ``gap_share_of_improvement`` = median of
@@ -95,8 +96,9 @@ def evaluate_optimizer(
 
     Parameters
     ----------
-    space : {"nb201", "ofa-quant"}
-        Real NB201 data (needs ``data_home``) or the simulated OFA space with bits.
+    space : {"nb201", "ofa-quant", "fbnet"}
+        Real NB201 data (needs ``data_home``), or the simulated OFA space with
+        bits or FBNet space.
     data_home : str, default=None
     test_devices : list of str, default=None
         NB201: device settings held out (with their hardware); default
@@ -139,13 +141,14 @@ def evaluate_optimizer(
             predictor_params=predictor_params or {}, shots=shots, random_state=random_state,
             verbose=verbose,
         )
-    if space.name == "ofa":
+    if space.name in ("ofa", "fbnet"):
         return _evaluate_simulated(
-            space, n_lambdas=n_lambdas, optimizer_params=optimizer_params or {},
+            get_space("ofa-quant") if space.name == "ofa" else space, n_lambdas=n_lambdas, optimizer_params=optimizer_params or {},
             predictor_params=predictor_params or {}, n_designs=n_designs, n_devices=n_devices,
             search_params=search_params or {}, random_state=random_state, verbose=verbose,
         )
-    raise ValueError(f"evaluate-optimizer supports nb201 (real data) and ofa-quant, not {space!r}.")
+    raise ValueError(
+        f"evaluate-optimizer supports nb201 (real data), ofa-quant and fbnet, not {space!r}.")
 
 
 #: Latency / energy predictors (tens of thousands of pair rows: large batches suffice).
@@ -359,7 +362,6 @@ def _throughput(opt, D, rng, n=100_000):
 
 def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params, n_designs,
                         n_devices, search_params, random_state, verbose):
-    space = get_space("ofa-quant")
     t0 = time.perf_counter()
     bench = make_edge_benchmark(space, n_designs=n_designs, n_devices=n_devices,
                                 random_state=random_state)
@@ -411,7 +413,7 @@ def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params,
                         "gap_share": float((f_opt[i] - f_evo[i]) / (f_rand - f_evo[i]))})
     gaps = np.array([r["gap"] for r in records])
     summary = {
-        "space": "ofa-quant (simulated)",
+        "space": f"{'ofa-quant' if space.name == 'ofa' else space.name} (simulated)",
         "gap_vs_evolution": float(np.median(gaps)),
         "gap_vs_evolution_p90": float(np.quantile(gaps, 0.9)),
         "gap_share_of_improvement": float(np.median([r["gap_share"] for r in records])),
