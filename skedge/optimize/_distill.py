@@ -16,13 +16,11 @@ Deep Learning and Tree Search", NeurIPS 2017): the student's designs, refined,
 replace the labels wherever their predicted objective is better, and the next
 student learns from those. A label never gets worse from one round to the next.
 
-Cross-entropy weighs every choice of a label alike, and on a device it never
-saw the student reproduces only part of what its labels gain. Last, the student
-descends the predicted objective of its own hard designs (straight-through,
-from its distilled weights, :func:`finetune_networks`): on simulated OFA with
-bit-widths this took the median gap to evolution of the default optimizer from
--0.5 % to -3.2 % and its p90 from 2.0 % to -0.9 % (docs/benchmarks.rst,
-"Fine-tuning the student").
+With ``finetune`` the student, last, descends the predicted objective of its own
+hard designs (straight-through, from its distilled weights,
+:func:`finetune_networks`). That improves the predicted objective a lot but
+also exploits the predictors' errors, so it is off by default
+(docs/benchmarks.rst, "Fine-tuning the student").
 """
 
 from __future__ import annotations
