@@ -118,10 +118,9 @@ default="gumbel-softmax"
         steps of straight-through descent of the predicted objective (``"st"``: the
         predictors see the hard design :meth:`predict` would return), at
         ``learning_rate``, on the distillation rows (else the training rows)
-        with λ redrawn. It improves the *predicted* objective a lot (simulated
-        OFA: median gap to evolution -0.5 % -> -3.2 %) but on the simulator's
-        true metrics it exploited the predictors' errors (mean true objective
-        of ``skedge run``'s designs 0.010 worse), hence off by default.
+        with λ redrawn. It improves the *predicted* objective (simulated OFA:
+        median gap to evolution -0.5 % -> -3.2 %) but exploits the predictors'
+        errors: on the simulator's true metrics, 0.010 worse; off by default.
     ordinal_shift : bool, default=True
         For *ordinal* choices (numeric options in monotonic order: kernel
         sizes, depths, resolutions, bit-widths) the network also outputs a
