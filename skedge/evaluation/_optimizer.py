@@ -142,8 +142,10 @@ def evaluate_optimizer(
             verbose=verbose,
         )
     if space.name in ("ofa", "fbnet"):
+        # OFA is evaluated with bit-widths, as before --space took fbnet.
+        simulated = get_space("ofa-quant") if space.name == "ofa" else space
         return _evaluate_simulated(
-            get_space("ofa-quant") if space.name == "ofa" else space, n_lambdas=n_lambdas, optimizer_params=optimizer_params or {},
+            simulated, n_lambdas=n_lambdas, optimizer_params=optimizer_params or {},
             predictor_params=predictor_params or {}, n_designs=n_designs, n_devices=n_devices,
             search_params=search_params or {}, random_state=random_state, verbose=verbose,
         )
