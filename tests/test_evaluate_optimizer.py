@@ -1,5 +1,6 @@
 """evaluate-optimizer: summary keys and value ranges (tiny settings; real NB201 + simulator)."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -88,6 +89,16 @@ def test_simulated_summary(space):
     assert summary["speedup_vs_evolution"] > 1
     assert summary["space"] == f"{space} (simulated)"
     assert len(records) == 5 * 2
+    # Scored on the simulator's truth too: finite, and consistent with the records.
+    t_opt = np.array([r["f_true_optimizer"] for r in records])
+    t_evo = np.array([r["f_true_evolution"] for r in records])
+    assert np.isfinite(t_opt).all() and np.isfinite(t_evo).all()
+    assert summary["true_objective_optimizer"] == pytest.approx(t_opt.mean())
+    assert summary["true_not_worse_than_evolution"].startswith(f"{(t_opt <= t_evo).sum()}/10 ")
+    # Each device's true objectives lie between -1 (perfect accuracy, free) and a
+    # cost the λ terms bound: the normalization is per device, not per design.
+    lam = np.array([[r["lambda_latency"], r["lambda_energy"]] for r in records])
+    assert (t_opt > -1).all() and (t_opt < lam.sum(1) * 100).all()
 
 
 def test_bad_input(data_home):

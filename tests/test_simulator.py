@@ -4,12 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
+from sklearn.utils import Bunch
 
 from skedge.cli import main
 from skedge.datasets import (
     DEVICE_FAMILIES,
     make_device_population,
     make_edge_benchmark,
+    simulated_truth,
     to_pairs,
 )
 from skedge.devices import DEVICE_FEATURES, DEVICE_KINDS, hardware_name
@@ -377,6 +379,35 @@ def test_bad_device_table_raises():
     table = make_device_population(2, random_state=0).devices.drop(columns="tdp_w")
     with pytest.raises(ValueError, match="tdp_w"):
         make_edge_benchmark(n_designs=5, devices=table)
+
+
+# -------------------------------------------------------------------- truth
+def test_simulated_truth_is_the_noise_free_benchmark(bench):
+    devs = list(bench.latency.columns[:3])
+    # Any design of the space, not only the benchmark's rows.
+    designs = bench.space.sample(6, random_state=1)
+    names = [devs[i % 3] for i in range(6)]
+    truth = simulated_truth(bench, designs, names)
+    sim = Bunch(devices=bench.devices.loc[devs], params=bench.device_params.loc[devs])
+    clean = make_edge_benchmark(designs=designs, devices=sim, noise=0.0, accuracy_noise=0.0)
+    rows, cols = np.arange(6), clean.latency.columns.get_indexer(names)
+    np.testing.assert_allclose(truth["latency"], clean.latency.to_numpy()[rows, cols])
+    np.testing.assert_allclose(truth["energy"], clean.energy.to_numpy()[rows, cols])
+    np.testing.assert_allclose(truth["accuracy"], clean.accuracy)
+    # The benchmark's measurements are the truth times 3 % log-normal noise.
+    one = simulated_truth(bench, bench.designs, devs[0])
+    ratio = np.log(bench.latency[devs[0]].to_numpy() / one["latency"])
+    assert abs(ratio.mean()) < 0.01 and 0.02 < ratio.std() < 0.04
+
+
+def test_simulated_truth_bad_input(bench):
+    with pytest.raises(ValueError, match="not devices of bench"):
+        simulated_truth(bench, bench.designs[:2], "nope")
+    with pytest.raises(ValueError, match="one per design"):
+        simulated_truth(bench, bench.designs[:2], list(bench.latency.columns[:3]))
+    measured = Bunch(**{k: v for k, v in bench.items() if k != "device_params"})
+    with pytest.raises(ValueError, match="device_params"):
+        simulated_truth(measured, bench.designs[:2], bench.latency.columns[0])
 
 
 # ------------------------------------------------------------- real devices

@@ -13,7 +13,7 @@ from ._real import (
     nb201_arch_idx,
     nb201_designs,
 )
-from ._simulator import make_edge_benchmark
+from ._simulator import make_edge_benchmark, simulated_truth
 
 __all__ = ["data_file", "floor_latency", "get_data_home", "merge_benchmarks", "to_pairs"]
 __all__ += [
@@ -25,4 +25,4 @@ __all__ += [
     "nb201_designs",
 ]
 __all__ += ["load_devices", "load_measurements", "read_device_file"]
-__all__ += ["DEVICE_FAMILIES", "make_device_population", "make_edge_benchmark"]
+__all__ += ["DEVICE_FAMILIES", "make_device_population", "make_edge_benchmark", "simulated_truth"]

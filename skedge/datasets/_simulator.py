@@ -26,7 +26,7 @@ from ..spaces import get_space
 from ._cost_model import _accuracy, _layer_table, _simulate
 from ._device_population import _check_families, _resolve_devices
 
-__all__ = ["make_edge_benchmark"]
+__all__ = ["make_edge_benchmark", "simulated_truth"]
 
 
 # -------------------------------------------------------------------- public
@@ -232,6 +232,72 @@ def make_edge_benchmark(space="ofa-quant", *, n_designs=2000, n_devices=40, rand
         macs=macs,
         n_params=n_params,
     )
+
+
+def simulated_truth(bench, designs, devices):
+    """Noise-free accuracy, latency and energy of ``designs[i]`` on ``devices[i]``.
+
+    What a design really scores on a simulated device: the model of
+    :func:`make_edge_benchmark` without measurement or training noise, for any
+    design of the space (not only the benchmark's rows). Use it to score
+    proposed designs on devices held out of training.
+
+    Parameters
+    ----------
+    bench : Bunch
+        A benchmark from :func:`make_edge_benchmark` (it carries the hidden
+        ``device_params``).
+    designs : array-like of shape (n, n_choices)
+        Designs of ``bench.space`` (option indices).
+    devices : str or sequence of str
+        One device name of ``bench`` for all designs, or one per design.
+
+    Returns
+    -------
+    truth : dict
+        ``"accuracy"`` (%), ``"latency"`` (ms per batch) and ``"energy"`` (mJ),
+        arrays of shape (n,).
+
+    Raises
+    ------
+    ValueError
+        If ``bench`` is not simulated, a device is not one of its devices, or
+        ``devices`` and ``designs`` differ in length.
+
+    Examples
+    --------
+    >>> from skedge.datasets import make_edge_benchmark, simulated_truth
+    >>> bench = make_edge_benchmark(n_designs=50, n_devices=3, random_state=0)
+    >>> dev = bench.latency.columns[0]
+    >>> truth = simulated_truth(bench, bench.designs[:4], dev)
+    >>> truth["latency"].shape
+    (4,)
+    >>> measured = bench.latency[dev].to_numpy()[:4]  # with 3 % measurement noise
+    >>> bool(abs(np.log(measured / truth["latency"])).max() < 0.2)
+    True
+    """
+    if not isinstance(bench.get("device_params"), pd.DataFrame):
+        raise ValueError("bench must come from make_edge_benchmark (it has no device_params); "
+                         "a measured benchmark has no noise-free truth.")
+    designs = np.atleast_2d(np.asarray(designs))
+    names = [devices] * len(designs) if isinstance(devices, str) else list(devices)
+    if len(names) != len(designs):
+        raise ValueError(f"devices has {len(names)} entries for {len(designs)} designs; give "
+                         "one device name, or one per design.")
+    unique = list(dict.fromkeys(names))
+    unknown = [d for d in unique if d not in bench.device_params.index]
+    if unknown:
+        raise ValueError(f"devices {unknown} are not devices of bench "
+                         f"({len(bench.device_params)} devices).")
+    sim = Bunch(devices=bench.devices.loc[unique], params=bench.device_params.loc[unique])
+    # Noise-free: the random state only seeds noise draws, which are all zero here.
+    true = make_edge_benchmark(bench.space, designs=designs, devices=sim, noise=0.0,
+                               accuracy_noise=0.0, random_state=0)
+    rows = np.arange(len(designs))
+    cols = true.latency.columns.get_indexer(names)
+    return {"accuracy": np.asarray(true.accuracy, dtype=np.float64),
+            "latency": true.latency.to_numpy()[rows, cols],
+            "energy": true.energy.to_numpy()[rows, cols]}
 
 
 def _describe(space, n, family, noise):

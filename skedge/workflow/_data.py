@@ -14,7 +14,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
-from ..datasets import floor_latency, load_nb201, make_edge_benchmark, to_pairs
+from ..datasets import (
+    floor_latency,
+    load_nb201,
+    make_edge_benchmark,
+    simulated_truth,
+    to_pairs,
+)
 from ..devices import hardware_groups
 from ..spaces import get_space
 from ._checks import check_names, check_split
@@ -57,17 +63,10 @@ def simulated_data(space, n_designs, n_devices, test, random_state):
             tests.append(members[rng.randint(len(members))])
     check_split(tests, names)
     train = [d for d in names if d not in tests]
-    sim_devices = Bunch(devices=bench.devices.loc[tests], params=bench.device_params.loc[tests])
 
     def truth(designs, devices):
         """Noise-free simulated accuracy, latency and energy of designs[i] on devices[i]."""
-        true = make_edge_benchmark(bench.space, designs=designs, devices=sim_devices, noise=0.0,
-                                   accuracy_noise=0.0, random_state=random_state)
-        rows = np.arange(len(designs))
-        cols = true.latency.columns.get_indexer(devices)
-        return {"accuracy": true.accuracy,
-                "latency": true.latency.to_numpy()[rows, cols],
-                "energy": true.energy.to_numpy()[rows, cols]}
+        return simulated_truth(bench, designs, devices)
 
     family = {d: bench.family[d] for d in names}
     return Bunch(bench=bench, space=bench.space, train_designs=np.arange(len(bench.designs)),
