@@ -76,6 +76,8 @@ def test_shots_bad_input(data_home, capsys):
     assert "--shots" in capsys.readouterr().err
     assert main(["evaluate-optimizer", "--space", "ofa-quant", "--shots", "0,10"]) == 2
     assert "nb201" in capsys.readouterr().err
+    assert main(["evaluate-optimizer", "--space", "fbnet", "--finetune", "-0.5"]) == 2
+    assert "--finetune must be at least 0, got -0.5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("space", ["ofa-quant", "fbnet"])

@@ -133,6 +133,9 @@ def _register_optimizer(subparsers):
                    help="rows labelled by the refined ensemble to train the one network "
                         "predict uses (0: predict with the ensemble itself; default: the "
                         "optimizer's, 16384)")
+    p.add_argument("--finetune", type=float, default=None, metavar="F",
+                   help="straight-through fine-tuning of the distilled network, as a share "
+                        "of the training steps (default: the optimizer's, 0)")
     p.add_argument("--shots", default="0", metavar="K1,K2,...",
                    help="nb201: shot counts; for each k, each test device's signature cells "
                         "plus k measured random cells adapt a cross-device latency predictor, "
@@ -153,11 +156,13 @@ def _run_evaluate_optimizer(args):
     for option, value, low in (("--n-lambdas", args.n_lambdas, 2),
                                ("--n-estimators", args.n_estimators, 1),
                                ("--refine", args.refine, 0),
-                               ("--distill", args.distill, 0)):
+                               ("--distill", args.distill, 0),
+                               ("--finetune", args.finetune, 0)):
         if value is not None and value < low:
             raise ValueError(f"{option} must be at least {low}, got {value}.")
     params = {k: v for k, v in (("n_estimators", args.n_estimators), ("refine", args.refine),
-                                ("distill", args.distill)) if v is not None}
+                                ("distill", args.distill), ("finetune", args.finetune))
+              if v is not None}
     shots = parse_shots(args.shots)
     if args.space != "nb201" and shots != [0]:
         raise ValueError("--shots other than 0 needs --space nb201 (real data).")
