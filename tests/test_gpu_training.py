@@ -92,11 +92,15 @@ def test_predictor_fitted_on_gpu_loads_on_cpu_only_machine(tmp_path):
 
 
 @needs_cuda
-def test_optimizer_trains_on_gpu_and_predicts_on_cpu(synthetic_objective):
+@pytest.mark.parametrize("finetune", [0.0, 0.5])
+def test_optimizer_trains_on_gpu_and_predicts_on_cpu(synthetic_objective, finetune):
     space, acc, lat, _, D = synthetic_objective
     X = sample_optimizer_inputs(D[:20], 50, random_state=0)
     opt = AmortizedDesignOptimizer(space=space, accuracy=acc, latency=lat, device="cuda",
                                    n_steps=20, n_augment=0, hidden_layer_sizes=(8,),
-                                   random_state=0).fit(X)
+                                   distill=256, finetune=finetune, random_state=0).fit(X)
     assert all(p.device.type == "cpu" for net in opt.networks_ for p in net.parameters())
     assert opt.predict(X).shape == (len(X), space.n_choices)
+    # Fine-tuning (its predictors on the GPU as well) ran there and recorded its curve.
+    assert len(opt.finetune_curves_) == (len(opt.networks_) if finetune else 0)
+    assert all(np.isfinite(c).all() and len(c) for c in opt.finetune_curves_)
