@@ -44,7 +44,7 @@ def test_nb201_summary(data_home):
 def test_nb201_shots(data_home):
     summary, records = evaluate_optimizer(
         "nb201", data_home=data_home, test_devices=["pixel3"], n_lambdas=3, shots=(0, 5),
-        n_train_designs=200, optimizer_params=TINY_OPT, predictor_params=TINY_PRED, verbose=0,
+        shot_draws=2, n_train_designs=200, optimizer_params=TINY_OPT, predictor_params=TINY_PRED, verbose=0,
     )
     for key in ("regret_true_median", "regret_true_median_5shots", "hv_ratio_true_5shots",
                 "seconds_per_design_5shots", "devices_not_worse_5shots",
@@ -56,7 +56,10 @@ def test_nb201_shots(data_home):
     if summary["devices_not_worse_5shots"].startswith("0/1"):
         assert "worse: pixel3 +" in summary["devices_not_worse_5shots"]
     assert sorted({(r["adapted"], r["shots"]) for r in records}) == [
-        (False, 0), (True, 0), (True, 5)] and len(records) == 3 * 3
+        (False, 0), (True, 0), (True, 5)] and len(records) == 3 + 3 + 2 * 3
+    # Two independent draws of the 5 random cells; the signature cells alone have one.
+    assert sorted({(r["shots"], r["draw"]) for r in records if r["adapted"]}) == [
+        (0, 0), (5, 0), (5, 1)]
     for r in records:
         assert 0 <= r["regret_true"] <= 1 and 0 < r["hv_ratio_true"] <= 1 + 1e-9
 
@@ -76,6 +79,10 @@ def test_shots_bad_input(data_home, capsys):
     assert "--shots" in capsys.readouterr().err
     assert main(["evaluate-optimizer", "--space", "ofa-quant", "--shots", "0,10"]) == 2
     assert "nb201" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="shot_draws must be a positive integer, got 0"):
+        evaluate_optimizer("nb201", shots=(0, 10), shot_draws=0, verbose=0)
+    assert main(["evaluate-optimizer", "--shot-draws", "0"]) == 2
+    assert "--shot-draws must be at least 1, got 0" in capsys.readouterr().err
     assert main(["evaluate-optimizer", "--space", "fbnet", "--finetune", "-0.5"]) == 2
     assert "--finetune must be at least 0, got -0.5" in capsys.readouterr().err
 

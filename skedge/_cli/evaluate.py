@@ -142,6 +142,9 @@ def _register_optimizer(subparsers):
                         "under which the optimizer's proposals are chosen (0: the signature "
                         "cells alone); the forward pass alone is always reported too "
                         "(e.g. 0,10; default 0)")
+    p.add_argument("--shot-draws", type=int, default=5, metavar="N",
+                   help="nb201: independent draws of the k random cells per device; a "
+                        "device's figures are the mean over them (default 5)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed of the samples, the networks and the held-out devices (default 0)")
     p.add_argument("--json", default=None, metavar="FILE",
@@ -157,7 +160,8 @@ def _run_evaluate_optimizer(args):
                                ("--n-estimators", args.n_estimators, 1),
                                ("--refine", args.refine, 0),
                                ("--distill", args.distill, 0),
-                               ("--finetune", args.finetune, 0)):
+                               ("--finetune", args.finetune, 0),
+                               ("--shot-draws", args.shot_draws, 1)):
         if value is not None and value < low:
             raise ValueError(f"{option} must be at least {low}, got {value}.")
     params = {k: v for k, v in (("n_estimators", args.n_estimators), ("refine", args.refine),
@@ -169,7 +173,7 @@ def _run_evaluate_optimizer(args):
     tests = [t for t in args.test_devices.split(",") if t] if args.test_devices else None
     summary, records = evaluate_optimizer(
         args.space, data_home=args.data_home, test_devices=tests, n_lambdas=args.n_lambdas,
-        optimizer_params=params, shots=shots,
+        optimizer_params=params, shots=shots, shot_draws=args.shot_draws,
         random_state=args.random_state, verbose=0 if args.quiet else 1,
     )
     width = max(len(k) for k in summary)
