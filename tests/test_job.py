@@ -49,6 +49,7 @@ def test_run_fast_prints_table_and_writes_models(fast_run):
         assert column in stdout
     assert "optimizer" in stdout and "search" in stdout
     assert "Time per (device, λ)" in stdout and "batched call" in stdout
+    assert "In truth (simulated metrics): the optimizer's design is better on" in stdout
     assert "Zero-shot vs 10-shot designs" in stdout and "10 shots vs none" in stdout
     shots = pd.read_csv(out / "shots.csv")
     assert sorted(shots["shots"].unique()) == [0, 10]
@@ -90,6 +91,13 @@ def test_run_results_table_is_consistent(fast_run):
                 "true_energy_mJ"):
         assert np.isfinite(res[col]).all(), col
     assert (res["true_latency_ms"] > 0).all()
+    # The true objective, normalized per device like the predicted one, and its gap.
+    assert np.isfinite(res["true_objective"]).all()
+    np.testing.assert_allclose(opt["true_gap"], opt["true_objective"] - srch["true_objective"],
+                               atol=1e-12)
+    assert srch["true_gap"].isna().all()
+    # Accuracy alone bounds it from below; the λ terms are non-negative.
+    assert (res["true_objective"] >= -res["true_accuracy"] / 100 - 1e-12).all()
     # Optimizer answers are timed per row and far below a search's seconds.
     assert opt["seconds"].median() < srch["seconds"].median()
     SPACE.from_strings(res["design"])  # full strings round-trip
@@ -262,6 +270,7 @@ def test_run_nb201_real_data(data_home, tmp_path, cli):
                                "--test-devices", "pixel3,titanx_1", "--quiet"])
     assert rc == 0, stderr
     assert "exhaustive" in stdout and "measured" in stdout
+    assert "In truth (measured metrics)" in stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["space"] == "nb201" and manifest["energy"] is False
     assert manifest["lambda_columns"] == ["lambda_latency"]

@@ -122,6 +122,12 @@ def print_results(data, results, lam_en):
     batched = results.attrs.get("batched_seconds")
     print(f"\nOptimizer vs {srch['method'].iloc[0]}: mean objective gap {opt['gap'].mean():+.4f} "
           f"(max {opt['gap'].max():+.4f}).")
+    true_gap = opt["true_gap"].to_numpy()
+    print(f"In truth ({'simulated' if data.source == 'simulator' else 'measured'} metrics): "
+          f"the optimizer's design is better on {int((true_gap < -1e-12).sum())}, equal on "
+          f"{int((np.abs(true_gap) <= 1e-12).sum())} and worse on "
+          f"{int((true_gap > 1e-12).sum())} of {len(true_gap)} (device, λ); mean true "
+          f"objective gap {true_gap.mean():+.4f}.")
     print(f"Time per (device, λ): optimizer {format_seconds(opt['seconds'].median())}"
           + (f" ({format_seconds(batched)} per row in one batched call)" if batched else "")
           + f" vs search {format_seconds(srch['seconds'].median())} ({speed:,.0f}x faster).")

@@ -23,6 +23,7 @@ from ..datasets import load_measurements
 from ..devices import DEVICE_FEATURES
 from ..fewshot import FewShotAdapter
 from ..optimize._adapted import design_with_shots
+from ._data import true_objective
 
 __all__ = ["adapt_devices", "read_shots", "zero_vs_few_shot"]
 
@@ -144,10 +145,7 @@ def zero_vs_few_shot(data, models, opt, lambdas, lam_en, random_state, k=10):
         few, _, _ = design_with_shots(opt, d, lam, replace)
         for n, designs in ((0, zero), (len(pick), few)):
             true = data.truth(designs, [dev] * len(designs))
-            ref = data.truth(obj.reference_designs, [dev] * len(obj.reference_designs))
-            f = -true["accuracy"] / 100 + lam[:, 0] * true["latency"] / _gmean(ref["latency"])
-            if with_energy:
-                f = f + lam[:, 1] * true["energy"] / _gmean(ref["energy"])
+            f = true_objective(data, obj, designs, [dev] * len(designs), lam)
             frame = pd.DataFrame({"device": dev, "lambda_latency": lam[:, 0], "shots": n,
                                   "design": data.space.to_strings(designs),
                                   "true_accuracy": true["accuracy"],
@@ -158,6 +156,3 @@ def zero_vs_few_shot(data, models, opt, lambdas, lam_en, random_state, k=10):
             frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
-
-def _gmean(v):
-    return float(np.exp(np.log(np.maximum(np.asarray(v, dtype=np.float64), 1e-12)).mean()))
