@@ -206,3 +206,21 @@ def test_objective_metrics_match_the_predictors(synthetic_objective):
     np.testing.assert_allclose(refs[:1], obj.references(D[0]))
     with pytest.raises(ValueError, match="one device row or one per design"):
         obj.metrics(X, rows[:2])
+
+
+def test_true_value_with_the_predictions_as_truth_is_the_value(synthetic_objective):
+    """``true_value`` normalizes truth as ``value`` normalizes predictions."""
+    s, _, _, obj, D = synthetic_objective
+    X = s.sample(12, random_state=2)
+    names = [f"d{i % 3}" for i in range(12)]
+    rows = {f"d{i}": D[i] for i in range(3)}
+    lam = np.linspace(0.01, 0.3, 12)[:, None]
+
+    def truth(designs, devices):  # "measured" = what the predictors say
+        return obj.metrics(designs, np.array([rows[d] for d in devices]))
+
+    expected = obj.value(X, np.column_stack([[rows[d] for d in names], lam]))
+    np.testing.assert_allclose(obj.true_value(truth, X, names, lam), expected, rtol=1e-9)
+    # Another truth, twice as slow everywhere: the normalized objective does not move.
+    slow = lambda Z, d: {**truth(Z, d), "latency": 2 * truth(Z, d)["latency"]}
+    np.testing.assert_allclose(obj.true_value(slow, X, names, lam), expected, rtol=1e-9)

@@ -390,24 +390,6 @@ def _throughput(opt, D, rng, n=100_000):
     return float(n / (time.perf_counter() - t))
 
 
-def _true_objective(bench, obj, designs, devices, X):
-    """The objective of designs[i] for row X[i] on the simulator's noise-free metrics.
-
-    Normalized like the predicted objective, by the true geometric mean over the
-    objective's reference designs on the device.
-    """
-    _, lam = obj.split(X)
-    true = simulated_truth(bench, designs, devices)
-    unique = list(dict.fromkeys(devices))
-    R = obj.reference_designs
-    ref = simulated_truth(bench, np.tile(R, (len(unique), 1)), np.repeat(unique, len(R)))
-    names = ["latency"] + (["energy"] if obj.energy is not None else [])
-    gmean = {n: dict(zip(unique, np.exp(np.log(ref[n]).reshape(len(unique), len(R)).mean(1))))
-             for n in names}
-    refs = np.column_stack([[gmean[n][d] for d in devices] for n in names])
-    return obj.value_from_metrics(true, lam, refs)
-
-
 def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params, n_designs,
                         n_devices, search_params, random_state, verbose):
     t0 = time.perf_counter()
@@ -451,7 +433,9 @@ def _evaluate_simulated(space, *, n_lambdas, optimizer_params, predictor_params,
     obj = opt.objective_
     f_opt = obj.value(designs_opt, Xo)
     names = np.repeat(tests, n_lambdas)
-    t_opt, t_evo = (_true_objective(bench, obj, d, names, Xo) for d in (designs_opt, designs_evo))
+    lam = obj.split(Xo)[1]
+    t_opt, t_evo = (obj.true_value(lambda Z, n: simulated_truth(bench, Z, n), d, names, lam)
+                    for d in (designs_opt, designs_evo))
     random_designs = space.sample(200, random_state=random_state)
     records = []
     for i, row in enumerate(Xo):

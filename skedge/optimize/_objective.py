@@ -169,6 +169,28 @@ class Objective:
         m = self.metrics(designs, D)
         return self.value_from_metrics(m, lam, self.references(D))
 
+    def true_value(self, truth, designs, devices, lam):
+        """The objective of ``designs[i]`` at ``lam[i]`` on ``devices[i]``, on true metrics.
+
+        ``truth(designs, devices)`` returns the true ``"accuracy"``,
+        ``"latency"`` (and ``"energy"``) of each design on its device, as
+        :func:`~skedge.datasets.simulated_truth` does; each device is
+        normalized by the true geometric mean over :attr:`reference_designs`,
+        as :meth:`value` is by the predicted one. ``lam`` has shape
+        (n, n_lambdas).
+        """
+        devices = list(devices)
+        unique = list(dict.fromkeys(devices))
+        R = self.reference_designs
+        ref = truth(np.tile(R, (len(unique), 1)), list(np.repeat(unique, len(R))))
+        names = ["latency"] + (["energy"] if self.energy is not None else [])
+        refs = {n: dict(zip(unique, np.exp(np.log(np.maximum(ref[n], 1e-12))
+                                           .reshape(len(unique), len(R)).mean(1))))
+                for n in names}
+        refs = np.column_stack([[refs[n][d] for d in devices] for n in names])
+        lam = np.asarray(lam, dtype=np.float64).reshape(len(devices), -1)
+        return self.value_from_metrics(truth(designs, devices), lam, refs)
+
     # ---------------------------------------------------------------- torch
     def torch_value(self, P, encoded, lam, refs):
         """Differentiable objective of soft designs ``P``.

@@ -14,7 +14,6 @@ import pandas as pd
 
 from ..devices import DEVICE_FEATURES
 from ..optimize import SearchBaseline
-from ._data import true_objective
 from ._summary import design_summary, kind_name
 
 __all__ = ["compare", "device_lambda_rows"]
@@ -86,7 +85,7 @@ def compare(data, models, opt, lambdas, lam_en, sizes, random_state):
         frame["true_latency_ms"] = true["latency"]
         if with_energy:
             frame["true_energy_mJ"] = true["energy"]
-        frame["true_objective"] = true_objective(data, obj, designs, devices,
+        frame["true_objective"] = obj.true_value(data.truth, designs, devices,
                                                  X[:, obj.n_device_columns:])
         frame["order"] = np.arange(len(frame))
         frames.append(frame)

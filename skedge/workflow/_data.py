@@ -26,7 +26,7 @@ from ..spaces import get_space
 from ._checks import check_names, check_split
 from ._summary import kind_name
 
-__all__ = ["nb201_data", "simulated_data", "train_view", "true_objective"]
+__all__ = ["nb201_data", "simulated_data", "train_view"]
 
 # Unseen devices of the simulator: one per family, in this order (varied kinds first).
 _TEST_FAMILY_ORDER = ("phone_big_cpu", "edge_gpu", "npu", "desktop_cpu", "phone_dsp",
@@ -138,23 +138,3 @@ def train_view(data, target):
                  energy=None if b.get("energy") is None else b.energy.iloc[data.train_designs])
     return to_pairs(view, devices=data.train_devices, target=target)
 
-
-def true_objective(data, objective, designs, devices, lam):
-    """The objective of ``designs[i]`` at weights ``lam[i]`` on ``devices[i]``, on true metrics.
-
-    ``data.truth`` gives the metrics (simulated, or measured for NAS-Bench-201);
-    each device's normalizers are the true geometric means over the
-    objective's reference designs, as the predicted objective's are over
-    their predictions. ``lam`` has one column per objective weight.
-    """
-    devices = list(devices)
-    true = data.truth(designs, devices)
-    unique = list(dict.fromkeys(devices))
-    R = objective.reference_designs
-    ref = data.truth(np.tile(R, (len(unique), 1)), list(np.repeat(unique, len(R))))
-    names = ["latency", "energy"][: np.shape(lam)[1]]
-    gmean = {n: dict(zip(unique, np.exp(np.log(np.maximum(ref[n], 1e-12))
-                                        .reshape(len(unique), len(R)).mean(1))))
-             for n in names}
-    refs = np.column_stack([[gmean[n][d] for d in devices] for n in names])
-    return objective.value_from_metrics(true, np.asarray(lam, dtype=np.float64), refs)

@@ -23,7 +23,6 @@ from ..datasets import load_measurements
 from ..devices import DEVICE_FEATURES
 from ..fewshot import FewShotAdapter
 from ..optimize._adapted import design_with_shots
-from ._data import true_objective
 
 __all__ = ["adapt_devices", "read_shots", "zero_vs_few_shot"]
 
@@ -145,7 +144,7 @@ def zero_vs_few_shot(data, models, opt, lambdas, lam_en, random_state, k=10):
         few, _, _ = design_with_shots(opt, d, lam, replace)
         for n, designs in ((0, zero), (len(pick), few)):
             true = data.truth(designs, [dev] * len(designs))
-            f = true_objective(data, obj, designs, [dev] * len(designs), lam)
+            f = obj.true_value(data.truth, designs, [dev] * len(designs), lam)
             frame = pd.DataFrame({"device": dev, "lambda_latency": lam[:, 0], "shots": n,
                                   "design": data.space.to_strings(designs),
                                   "true_accuracy": true["accuracy"],
