@@ -70,6 +70,8 @@ def test_not_worse_names_the_worse_devices():
     assert _not_worse(regret, baseline) == \
         "1/2 (mean true regret per device; worse: a50 +0.0004)"
     assert _not_worse(baseline, baseline) == "2/2 (mean true regret per device)"
+    # A change too small for four decimals still shows its size.
+    assert _not_worse(baseline + 2e-5, baseline).endswith("worse: pixel3 +2e-05; a50 +2e-05)")
 
 
 def test_shots_bad_input(data_home, capsys):

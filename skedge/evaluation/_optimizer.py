@@ -376,7 +376,9 @@ def _not_worse(regret, baseline):
     """
     change = regret - baseline.reindex(regret.index)
     better = change <= 1e-12
-    worse = "; ".join(f"{dev} {d:+.4f}" for dev, d in change[~better].items())
+    # Below 5e-5 four decimals would print "+0.0000" for a device called worse.
+    worse = "; ".join(f"{dev} {d:+.4f}" if d >= 5e-5 else f"{dev} {d:+.0e}"
+                      for dev, d in change[~better].items())
     return (f"{int(better.sum())}/{len(better)} (mean true regret per device"
             + (f"; worse: {worse})" if worse else ")"))
 
