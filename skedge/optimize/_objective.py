@@ -150,10 +150,14 @@ class Objective:
         uniq, inverse = _unique_rows(D)
         R = self.reference_designs
         m = self.metrics(np.tile(R, (len(uniq), 1)), np.repeat(uniq, len(R), axis=0))
+        return self._geometric_means(m, len(uniq))[inverse]
+
+    def _geometric_means(self, m, n_devices):
+        """Per device, the geometric mean of the reference designs' metrics ``m`` (device-major)."""
         names = ["latency"] + (["energy"] if self.energy is not None else [])
-        refs = [np.exp(np.log(np.maximum(m[name], 1e-12)).reshape(len(uniq), len(R)).mean(1))
-                for name in names]
-        return np.stack(refs, axis=1)[inverse]
+        return np.stack([np.exp(np.log(np.maximum(m[name], 1e-12))
+                                .reshape(n_devices, len(self.reference_designs)).mean(1))
+                         for name in names], axis=1)
 
     def value_from_metrics(self, metrics, lam, refs):
         """Objective from precomputed metrics; broadcasts over designs and λ rows."""
@@ -180,14 +184,10 @@ class Objective:
         (n, n_lambdas).
         """
         devices = list(devices)
-        unique = list(dict.fromkeys(devices))
+        unique, inverse = np.unique(np.asarray(devices), return_inverse=True)
         R = self.reference_designs
         ref = truth(np.tile(R, (len(unique), 1)), list(np.repeat(unique, len(R))))
-        names = ["latency"] + (["energy"] if self.energy is not None else [])
-        refs = {n: dict(zip(unique, np.exp(np.log(np.maximum(ref[n], 1e-12))
-                                           .reshape(len(unique), len(R)).mean(1))))
-                for n in names}
-        refs = np.column_stack([[refs[n][d] for d in devices] for n in names])
+        refs = self._geometric_means(ref, len(unique))[inverse]
         lam = np.asarray(lam, dtype=np.float64).reshape(len(devices), -1)
         return self.value_from_metrics(truth(designs, devices), lam, refs)
 

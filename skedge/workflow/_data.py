@@ -137,4 +137,3 @@ def train_view(data, target):
                  devices=b.devices, latency=b.latency.iloc[data.train_designs],
                  energy=None if b.get("energy") is None else b.energy.iloc[data.train_designs])
     return to_pairs(view, devices=data.train_devices, target=target)
-
