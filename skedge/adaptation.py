@@ -20,6 +20,16 @@ which is refitted per device:
   the device's scale; with many, it moves the ranking towards what the device
   itself measured.
 
+When the device also has a spec-sheet row, its **zero-shot prediction** (put
+on the shots' scale) stays in play: the shots choose, by cross-validation over
+themselves, how much of the few-shot prediction to blend with it (from none
+to all). The few-shot path reads nothing of the spec sheet, and with a
+handful of shots it can rank a device worse than the spec sheet alone did;
+the zero-shot prediction never saw the shots, so its errors on them are
+honest, and the few-shot path's are measured by refitting it without the
+shots it is scored on. More measurements then cannot make a device's
+prediction much worse than what it had without them.
+
 Statistics that standardize the blends (means and spreads over designs) are
 fixed when the device is adapted, over the model's design grid, so a design's
 prediction never depends on which other designs are asked for at the same
@@ -31,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.model_selection import KFold
 
 from .fewshot import KnownDeviceMix, profile_mix
 
@@ -39,6 +50,14 @@ __all__ = ["AdaptedDevice"]
 #: Ridge strengths the shot head chooses from by leave-one-out error; the
 #: largest is an offset in all but name (the features are one-hot and scaled).
 _HEAD_ALPHAS = tuple(np.logspace(-2, 6, 17))
+
+#: Weights of the few-shot prediction (against the zero-shot one) the shots
+#: choose from; coarse, because a few shots cannot resolve finer steps.
+_SHOT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+#: Folds of the cross-validation that chooses that weight (leave-one-out
+#: below this many shots).
+_WEIGHT_FOLDS = 5
 
 
 def _fit_head(Phi, residual):
@@ -120,6 +139,14 @@ class AdaptedDevice(RegressorMixin):
         returned uncertainty that the shots measure.
     offset_ : float
         Log-space offset onto the shots (used when there is no head).
+    shot_weight_ : float
+        Weight of the few-shot prediction in log space against the zero-shot
+        one (put on the shots' scale), chosen by cross-validation over the
+        shots from 0, 0.25, 0.5, 0.75 and 1. 1 without a spec-sheet row,
+        without shots, or with a single shot.
+    weight_cv_rmse_ : float or None
+        Cross-validated error (log scale) of the chosen blend on the shots;
+        None where no weight was chosen.
     signature_ : ndarray of shape (n_references,) or None
         The device's latencies on the reference designs, measured or (where
         no shot covers a reference design) imputed.
@@ -130,7 +157,7 @@ class AdaptedDevice(RegressorMixin):
         self.name = name
 
     # ------------------------------------------------------------- fitting
-    def _fit(self, features, designs, y):
+    def _fit(self, features, designs, y, *, weigh=True):
         model = self.model
         self.features_ = features
         self.ignored_shots_ = np.zeros(0 if y is None else len(y), dtype=bool)
@@ -143,8 +170,8 @@ class AdaptedDevice(RegressorMixin):
                 self.ignored_shots_ = dead
                 designs, y = designs[~dead], y[~dead]
         self.n_shots_ = 0 if y is None else len(y)
-        self.mix_ = self.head_ = self.signature_ = None
-        self.offset_ = 0.0
+        self.mix_ = self.head_ = self.signature_ = self._prior = None
+        self.offset_, self.shot_weight_, self.weight_cv_rmse_ = 0.0, 1.0, None
         grid = model.grid_designs_
         K = model.known_log_
         if self.n_shots_ == 0:
@@ -174,7 +201,38 @@ class AdaptedDevice(RegressorMixin):
         # their disagreement, scaled so that its mean over the shots is 1, shapes
         # the error the shots measured.
         self._disagreement_scale = max(float(parts.var(axis=0).mean()), 1e-12)
+        if weigh and self.n_shots_ >= 2 and model.zero_shot_net_ is not None \
+                and not np.isnan(features).all():
+            self._weigh_against_zero_shot(features, designs, logy)
         return self
+
+    def _weigh_against_zero_shot(self, features, designs, logy):
+        """Blend weight of the few-shot prediction against the zero-shot one, by CV.
+
+        Both are scored on each fold's held-out shots: the few-shot path
+        refitted on the other shots, the zero-shot prediction offset onto them.
+        Refitting without the held-out shots makes the few-shot path slightly
+        weaker than with all of them, so a tie leans towards the spec sheet,
+        the safer side on hardware unlike the known devices.
+        """
+        prior = AdaptedDevice(self.model, name=self.name)._fit(features, None, None)
+        zero = prior._predict_log(designs)[0]
+        weights = np.asarray(_SHOT_WEIGHTS)[:, None]
+        errors = np.empty((len(weights), self.n_shots_))
+        folds = KFold(min(self.n_shots_, _WEIGHT_FOLDS), shuffle=True, random_state=0)
+        for train, test in folds.split(designs):
+            few = AdaptedDevice(self.model)._fit(features, designs[train],
+                                                 np.exp(logy[train]), weigh=False)
+            scaled = zero[test] + (logy[train] - zero[train]).mean()
+            blend = weights * few._predict_log(designs[test])[0] + (1 - weights) * scaled
+            errors[:, test] = (blend - logy[test]) ** 2
+        mse = errors.mean(axis=1)
+        best = int(np.argmin(mse))
+        self.shot_weight_ = float(_SHOT_WEIGHTS[best])
+        self.weight_cv_rmse_ = float(np.sqrt(mse[best]))
+        if self.shot_weight_ < 1:
+            self._prior = prior
+            self._prior_offset = float((logy - zero).mean())
 
     def _profile(self, log_profile, K):
         _, self.profile_weights_ = profile_mix(np.exp(log_profile), np.exp(K),
@@ -242,12 +300,18 @@ class AdaptedDevice(RegressorMixin):
         head = self.offset_ if self.head_ is None else \
             self.head_.predict(model._head_features(designs))
         shape = parts.var(axis=0) / self._disagreement_scale
+        log_pred = log_pred + head
+        rmse = self.head_rmse_
+        if self._prior is not None:
+            w = self.shot_weight_
+            zero = self._prior._predict_log(designs)[0] + self._prior_offset
+            log_pred, rmse = w * log_pred + (1 - w) * zero, self.weight_cv_rmse_
         if self.n_shots_ < 3:
             # Too few shots to measure an error: the disagreement itself.
-            return log_pred + head, shape * self._disagreement_scale
+            return log_pred, shape * self._disagreement_scale
         # Half homoscedastic, half shaped by the disagreement: the mean over the
-        # shots is the head's leave-one-out error.
-        return log_pred + head, self.head_rmse_**2 * (1 + shape) / 2
+        # shots is the head's leave-one-out error (or the blend's CV error).
+        return log_pred, rmse**2 * (1 + shape) / 2
 
     def predict(self, X, return_std=False):
         """Predicted latency (or energy) of designs on this device.
@@ -259,9 +323,11 @@ class AdaptedDevice(RegressorMixin):
         return_std : bool, default=False
             Also return an uncertainty in target units (a log-scale spread
             times the prediction). With three shots or more: the shot head's
-            leave-one-out error, larger where the network and the known-device
-            parts disagree. With fewer: that disagreement (zero-shot, plus how
-            much the spec-sheet neighbours differ in speed).
+            leave-one-out error (the blend's cross-validated error where the
+            zero-shot prediction is blended in), larger where the network and
+            the known-device parts disagree. With fewer: that disagreement
+            (zero-shot, plus how much the spec-sheet neighbours differ in
+            speed).
 
         Returns
         -------

@@ -134,6 +134,29 @@ def test_more_shots_do_not_hurt_on_average(model, bench, split):
     assert scores[100] >= scores[10] - 0.01, scores
 
 
+def test_shots_the_spec_sheet_explains_keep_its_ranking(model, bench, split):
+    # Shots that are the zero-shot prediction times a constant: the spec sheet
+    # explains them exactly, the few-shot path (which reads no spec sheet)
+    # only approximately, so cross-validation keeps the zero-shot ranking.
+    new = split[1][0]
+    features = bench.devices.loc[new]
+    zero = model.adapt(features).predict(bench.designs)
+    idx = np.arange(0, 400, 40)
+    device = model.adapt(features, bench.designs[idx], 3.0 * zero[idx])
+    assert device.shot_weight_ == 0.0 and device.weight_cv_rmse_ < 1e-9
+    np.testing.assert_allclose(device.predict(bench.designs), 3.0 * zero, rtol=1e-9)
+    # Without a spec-sheet row (or with one shot) there is nothing to weigh.
+    for device in (model.adapt(None, bench.designs[idx], 3.0 * zero[idx]),
+                   model.adapt(features, bench.designs[idx[:1]], zero[idx[:1]])):
+        assert device.shot_weight_ == 1.0 and device.weight_cv_rmse_ is None
+    # The known devices' own measurements: the few-shot path fits them, the
+    # weight stays in the grid and the uncertainty stays positive.
+    known = split[0][0]
+    device = model.adapt(bench.devices.loc[known], *_shots(bench, known, idx))
+    assert device.shot_weight_ in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert (device.predict(bench.designs, return_std=True)[1] > 0).all()
+
+
 def test_shots_on_degenerate_designs_are_left_out(model, bench, split):
     # NB201 cells with no path from input to output read ~0 ms on some phones:
     # their latency says nothing about the operations, so it must not steer
