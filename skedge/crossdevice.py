@@ -52,9 +52,11 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
     :meth:`adapt` turns a new device into an
     :class:`~skedge.adaptation.AdaptedDevice`: the network's prediction
     blended with the known devices (mixed to fit the shots, and matched to the
-    predicted profile), plus a Bayesian residual head fitted on the shots
-    whose strength grows with their number, so more measurements move the
-    ranking, not only the scale. :meth:`predict` on pair rows is zero-shot:
+    predicted profile), plus a ridge residual head fitted on the shots whose
+    strength their leave-one-out error chooses, so more measurements move the
+    ranking, not only the scale. Given a spec-sheet row as well, the
+    zero-shot prediction is blended in as far as cross-validation over the
+    shots supports it. :meth:`predict` on pair rows is zero-shot:
     each distinct device row is adapted from its features.
 
     Parameters
