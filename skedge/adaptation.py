@@ -20,15 +20,18 @@ which is refitted per device:
   the device's scale; with many, it moves the ranking towards what the device
   itself measured.
 
-When the device also has a spec-sheet row, its **zero-shot prediction** (put
-on the shots' scale) stays in play: the shots choose, by cross-validation over
+When the device also has a spec-sheet row and the shots miss some reference
+design, its **zero-shot prediction** (put on the shots' scale) stays in
+play: the shots choose, by cross-validation over
 themselves, how much of the few-shot prediction to blend with it (from none
 to all). The few-shot path reads nothing of the spec sheet, and with a
 handful of shots it can rank a device worse than the spec sheet alone did;
 the zero-shot prediction never saw the shots, so its errors on them are
 honest, and the few-shot path's are measured by refitting it without the
-shots it is scored on. More measurements then cannot make a device's
-prediction much worse than what it had without them.
+shots it is scored on. A handful of measurements is then less likely to
+rank a device worse than it was ranked without them. Once every reference
+design is measured the signature is real, not imputed, and the few-shot
+prediction is used whole.
 
 Statistics that standardize the blends (means and spreads over designs) are
 fixed when the device is adapted, over the model's design grid, so a design's
@@ -142,7 +145,8 @@ class AdaptedDevice(RegressorMixin):
     shot_weight_ : float
         Weight of the few-shot prediction in log space against the zero-shot
         one (put on the shots' scale), chosen by cross-validation over the
-        shots from 0, 0.25, 0.5, 0.75 and 1. 1 without a spec-sheet row,
+        shots from 0, 0.25, 0.5, 0.75 and 1 while some reference design is
+        not among the shots. 1 when all are, without a spec-sheet row,
         without shots, or with a single shot.
     weight_cv_rmse_ : float or None
         Cross-validated error (log scale) of the chosen blend on the shots;
@@ -201,7 +205,13 @@ class AdaptedDevice(RegressorMixin):
         # their disagreement, scaled so that its mean over the shots is 1, shapes
         # the error the shots measured.
         self._disagreement_scale = max(float(parts.var(axis=0).mean()), 1e-12)
-        if weigh and self.n_shots_ >= 2 and model.zero_shot_net_ is not None \
+        # Only while part of the signature is imputed from the known devices:
+        # that is where the few-shot path loses the spec sheet's information.
+        # With every reference design measured, leaving shots out of a fold
+        # would turn a measured signature into an imputed one, and the
+        # cross-validation would misjudge the path it is meant to score.
+        imputed = (model._positions(model.reference_designs_, designs) < 0).any()
+        if weigh and imputed and self.n_shots_ >= 2 and model.zero_shot_net_ is not None \
                 and not np.isnan(features).all():
             self._weigh_against_zero_shot(features, designs, logy)
         return self

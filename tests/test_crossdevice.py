@@ -145,9 +145,13 @@ def test_shots_the_spec_sheet_explains_keep_its_ranking(model, bench, split):
     device = model.adapt(features, bench.designs[idx], 3.0 * zero[idx])
     assert device.shot_weight_ == 0.0 and device.weight_cv_rmse_ < 1e-9
     np.testing.assert_allclose(device.predict(bench.designs), 3.0 * zero, rtol=1e-9)
-    # Without a spec-sheet row (or with one shot) there is nothing to weigh.
+    # Without a spec-sheet row, with one shot, or with every reference design
+    # measured (the signature is then real, not imputed) nothing is weighed.
+    refs = model.reference_designs_
+    on_refs = model.adapt(features).predict(refs)
     for device in (model.adapt(None, bench.designs[idx], 3.0 * zero[idx]),
-                   model.adapt(features, bench.designs[idx[:1]], zero[idx[:1]])):
+                   model.adapt(features, bench.designs[idx[:1]], zero[idx[:1]]),
+                   model.adapt(features, refs, 3.0 * on_refs)):
         assert device.shot_weight_ == 1.0 and device.weight_cv_rmse_ is None
     # The known devices' own measurements: the few-shot path fits them, the
     # weight stays in the grid and the uncertainty stays positive.
