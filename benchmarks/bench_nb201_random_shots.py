@@ -7,7 +7,8 @@ evaluate-optimizer``: split A is its default, B and C the README's other
 splits) and seed, this benchmark fits the model with its defaults on every
 measured cell of the training devices (HELP's NB201 settings), then adapts
 it to each test device from its spec-sheet row alone (0 shots) and from its
-row plus k random cells, ``--draws`` times per k. It reports the Spearman
+row plus k random cells, ``--draws`` times per k, with its default
+``zero_shot_blend=True`` and without it. It reports the Spearman
 correlation over all 15,625 cells, and how many (device, draw) fall more
 than 0.005 below the device's 0-shot figure.
 
@@ -67,17 +68,26 @@ def main(argv=None):
                         s = rng.choice(len(y), size=k, replace=False)
                         device = model.adapt(feats, bench.designs[s], y[s], name=dev)
                         rho = spearmanr(device.predict(bench.designs), y).statistic
+                        model.set_params(zero_shot_blend=False)
+                        plain = model.adapt(feats, bench.designs[s], y[s], name=dev)
+                        model.set_params(zero_shot_blend=True)
+                        rho_plain = spearmanr(plain.predict(bench.designs), y).statistic
                         records.append({"seed": seed, "split": split, "device": dev, "shots": k,
                                         "draw": draw, "spearman_0": float(zero),
                                         "spearman": float(rho),
+                                        "spearman_no_blend": float(rho_plain),
                                         "shot_weight": device.shot_weight_})
             print(f"seed {seed} split {split}: {time.perf_counter() - start:.0f}s", flush=True)
     df = pd.DataFrame(records)
     df["drop"] = df.spearman_0 - df.spearman
+    df["drop_no_blend"] = df.spearman_0 - df.spearman_no_blend
+    below = {"below_0_shot": ("drop", lambda d: int((d > 0.005).sum())),
+             "below_no_blend": ("drop_no_blend", lambda d: int((d > 0.005).sum()))}
     table = df.groupby(["seed", "shots"]).agg(
         spearman_0=("spearman_0", "mean"), spearman=("spearman", "mean"),
-        below_0_shot=("drop", lambda d: int((d > 0.005).sum())), n=("drop", "size"),
-        worst_drop=("drop", "max"), mean_shot_weight=("shot_weight", "mean"))
+        spearman_no_blend=("spearman_no_blend", "mean"), **below, n=("drop", "size"),
+        worst_drop=("drop", "max"), worst_no_blend=("drop_no_blend", "max"),
+        mean_shot_weight=("shot_weight", "mean"))
     print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     if args.json:
         write_results(args.json, records, seeds=seeds, shots=shots, draws=args.draws)

@@ -147,7 +147,8 @@ class AdaptedDevice(RegressorMixin):
         one (put on the shots' scale), chosen by cross-validation over the
         shots from 0, 0.25, 0.5, 0.75 and 1 while some reference design is
         not among the shots. 1 when all are, without a spec-sheet row,
-        without shots, or with a single shot.
+        without shots, with a single shot, or with
+        ``zero_shot_blend=False``.
     weight_cv_rmse_ : float or None
         Cross-validated error (log scale) of the chosen blend on the shots;
         None where no weight was chosen.
@@ -211,8 +212,9 @@ class AdaptedDevice(RegressorMixin):
         # would turn a measured signature into an imputed one, and the
         # cross-validation would misjudge the path it is meant to score.
         imputed = (model._positions(model.reference_designs_, designs) < 0).any()
-        if weigh and imputed and self.n_shots_ >= 2 and model.zero_shot_net_ is not None \
-                and not np.isnan(features).all():
+        # getattr: models saved before the parameter existed blend, as its default.
+        if weigh and imputed and getattr(model, "zero_shot_blend", True) and self.n_shots_ >= 2 \
+                and model.zero_shot_net_ is not None and not np.isnan(features).all():
             self._weigh_against_zero_shot(features, designs, logy)
         return self
 

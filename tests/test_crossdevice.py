@@ -153,6 +153,12 @@ def test_shots_the_spec_sheet_explains_keep_its_ranking(model, bench, split):
                    model.adapt(features, bench.designs[idx[:1]], zero[idx[:1]]),
                    model.adapt(features, refs, 3.0 * on_refs)):
         assert device.shot_weight_ == 1.0 and device.weight_cv_rmse_ is None
+    model.set_params(zero_shot_blend=False)
+    try:
+        device = model.adapt(features, bench.designs[idx], 3.0 * zero[idx])
+        assert device.shot_weight_ == 1.0 and device.weight_cv_rmse_ is None
+    finally:
+        model.set_params(zero_shot_blend=True)
     # The known devices' own measurements: the few-shot path fits them, the
     # weight stays in the grid and the uncertainty stays positive.
     known = split[0][0]
