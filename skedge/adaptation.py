@@ -20,9 +20,9 @@ which is refitted per device:
   the device's scale; with many, it moves the ranking towards what the device
   itself measured.
 
-When the device also has a spec-sheet row and the shots miss some reference
-design, its **zero-shot prediction** (put on the shots' scale) stays in
-play: the shots choose, by cross-validation over
+With ``zero_shot_blend=True`` (off by default), when the device also has a
+spec-sheet row and the shots miss some reference design, its **zero-shot
+prediction** (put on the shots' scale) stays in play: the shots choose, by cross-validation over
 themselves, how much of the few-shot prediction to blend with it (from none
 to all). The few-shot path reads nothing of the spec sheet, and with a
 handful of shots it can rank a device worse than the spec sheet alone did;
@@ -146,9 +146,9 @@ class AdaptedDevice(RegressorMixin):
         Weight of the few-shot prediction in log space against the zero-shot
         one (put on the shots' scale), chosen by cross-validation over the
         shots from 0, 0.25, 0.5, 0.75 and 1 while some reference design is
-        not among the shots. 1 when all are, without a spec-sheet row,
-        without shots, with a single shot, or with
-        ``zero_shot_blend=False``.
+        not among the shots, with ``zero_shot_blend=True``. 1 otherwise:
+        when all are, without a spec-sheet row, without shots, with a
+        single shot, or with the blend off (the default).
     weight_cv_rmse_ : float or None
         Cross-validated error (log scale) of the chosen blend on the shots;
         None where no weight was chosen.
@@ -212,8 +212,8 @@ class AdaptedDevice(RegressorMixin):
         # would turn a measured signature into an imputed one, and the
         # cross-validation would misjudge the path it is meant to score.
         imputed = (model._positions(model.reference_designs_, designs) < 0).any()
-        # getattr: models saved before the parameter existed blend, as its default.
-        if weigh and imputed and getattr(model, "zero_shot_blend", True) and self.n_shots_ >= 2 \
+        # getattr: models saved before the parameter existed did not blend.
+        if weigh and imputed and getattr(model, "zero_shot_blend", False) and self.n_shots_ >= 2 \
                 and model.zero_shot_net_ is not None and not np.isnan(features).all():
             self._weigh_against_zero_shot(features, designs, logy)
         return self

@@ -134,14 +134,26 @@ def test_more_shots_do_not_hurt_on_average(model, bench, split):
     assert scores[100] >= scores[10] - 0.01, scores
 
 
-def test_shots_the_spec_sheet_explains_keep_its_ranking(model, bench, split):
-    # Shots that are the zero-shot prediction times a constant: the spec sheet
-    # explains them exactly, the few-shot path (which reads no spec sheet)
-    # only approximately, so cross-validation keeps the zero-shot ranking.
+def test_zero_shot_blend_keeps_the_ranking_the_spec_sheet_explains(model, bench, split):
+    # With zero_shot_blend=True, shots that are the zero-shot prediction times
+    # a constant: the spec sheet explains them exactly, the few-shot path
+    # (which reads no spec sheet) only approximately, so cross-validation
+    # keeps the zero-shot ranking.
     new = split[1][0]
     features = bench.devices.loc[new]
     zero = model.adapt(features).predict(bench.designs)
     idx = np.arange(0, 400, 40)
+    # Off by default: the few-shot prediction is used whole.
+    device = model.adapt(features, bench.designs[idx], 3.0 * zero[idx])
+    assert device.shot_weight_ == 1.0 and device.weight_cv_rmse_ is None
+    model.set_params(zero_shot_blend=True)
+    try:
+        _check_zero_shot_blend(model, bench, split, features, zero, idx)
+    finally:
+        model.set_params(zero_shot_blend=False)
+
+
+def _check_zero_shot_blend(model, bench, split, features, zero, idx):
     device = model.adapt(features, bench.designs[idx], 3.0 * zero[idx])
     assert device.shot_weight_ == 0.0 and device.weight_cv_rmse_ < 1e-9
     np.testing.assert_allclose(device.predict(bench.designs), 3.0 * zero, rtol=1e-9)
@@ -153,12 +165,6 @@ def test_shots_the_spec_sheet_explains_keep_its_ranking(model, bench, split):
                    model.adapt(features, bench.designs[idx[:1]], zero[idx[:1]]),
                    model.adapt(features, refs, 3.0 * on_refs)):
         assert device.shot_weight_ == 1.0 and device.weight_cv_rmse_ is None
-    model.set_params(zero_shot_blend=False)
-    try:
-        device = model.adapt(features, bench.designs[idx], 3.0 * zero[idx])
-        assert device.shot_weight_ == 1.0 and device.weight_cv_rmse_ is None
-    finally:
-        model.set_params(zero_shot_blend=True)
     # The known devices' own measurements: the few-shot path fits them, the
     # weight stays in the grid and the uncertainty stays positive.
     known = split[0][0]
