@@ -30,10 +30,11 @@ from scipy.stats import spearmanr
 
 from skedge.datasets import floor_latency, load_nb201
 from skedge.devices import DEVICE_FEATURES, hardware_groups
+from skedge.evaluation import DEFAULT_TEST_DEVICES
 from skedge.evaluation._predictors import signature_designs
 from skedge.evaluation._shots import fit_cross_device
 
-SPLITS = {"A": ("pixel3", "gold_6240", "titanx_1", "samsung_a50"),
+SPLITS = {"A": DEFAULT_TEST_DEVICES,
           "B": ("essential_ph_1", "silver_4114", "2080ti_1", "samsung_s7"),
           "C": ("1080ti_32", "silver_4210r", "titanxp_256")}
 

@@ -206,15 +206,15 @@ class AdaptedDevice(RegressorMixin):
         # their disagreement, scaled so that its mean over the shots is 1, shapes
         # the error the shots measured.
         self._disagreement_scale = max(float(parts.var(axis=0).mean()), 1e-12)
+        # getattr: models saved before the parameter existed did not blend.
         # Only while part of the signature is imputed from the known devices:
         # that is where the few-shot path loses the spec sheet's information.
         # With every reference design measured, leaving shots out of a fold
         # would turn a measured signature into an imputed one, and the
         # cross-validation would misjudge the path it is meant to score.
-        imputed = (model._positions(model.reference_designs_, designs) < 0).any()
-        # getattr: models saved before the parameter existed did not blend.
-        if weigh and imputed and getattr(model, "zero_shot_blend", False) and self.n_shots_ >= 2 \
-                and model.zero_shot_net_ is not None and not np.isnan(features).all():
+        if (weigh and getattr(model, "zero_shot_blend", False) and self.n_shots_ >= 2
+                and model.zero_shot_net_ is not None and not np.isnan(features).all()
+                and (model._positions(model.reference_designs_, designs) < 0).any()):
             self._weigh_against_zero_shot(features, designs, logy)
         return self
 
