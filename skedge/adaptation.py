@@ -20,18 +20,18 @@ which is refitted per device:
   the device's scale; with many, it moves the ranking towards what the device
   itself measured.
 
-With ``zero_shot_blend=True`` (off by default), when the device also has a
-spec-sheet row and the shots miss some reference design, its **zero-shot
-prediction** (put on the shots' scale) stays in play: the shots choose, by cross-validation over
-themselves, how much of the few-shot prediction to blend with it (from none
-to all). The few-shot path reads nothing of the spec sheet, and with a
-handful of shots it can rank a device worse than the spec sheet alone did;
-the zero-shot prediction never saw the shots, so its errors on them are
-honest, and the few-shot path's are measured by refitting it without the
-shots it is scored on. A handful of measurements is then less likely to
-rank a device worse than it was ranked without them. Once every reference
-design is measured the signature is real, not imputed, and the few-shot
-prediction is used whole.
+With ``zero_shot_blend=True``, when the device also has a spec-sheet row
+and the shots miss some reference design, its **zero-shot prediction** (put
+on the shots' scale) stays in play: the two predictions are averaged in log
+space with inverse-variance weights, each variance measured on shots the
+prediction did not see. The few-shot path reads nothing of the spec sheet,
+and with a handful of shots it can rank a device worse than the spec sheet
+alone did; the zero-shot prediction never saw the shots, so its errors on
+them are honest, and the few-shot path's are measured by refitting it
+without the shots it is scored on. A handful of measurements is then less
+likely to rank a device worse than it was ranked without them. Once every
+reference design is measured the signature is real, not imputed, and the
+few-shot prediction is used whole.
 
 Statistics that standardize the blends (means and spreads over designs) are
 fixed when the device is adapted, over the model's design grid, so a design's
@@ -54,13 +54,11 @@ __all__ = ["AdaptedDevice"]
 #: largest is an offset in all but name (the features are one-hot and scaled).
 _HEAD_ALPHAS = tuple(np.logspace(-2, 6, 17))
 
-#: Weights of the few-shot prediction (against the zero-shot one) the shots
-#: choose from; coarse, because a few shots cannot resolve finer steps.
-_SHOT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-#: Folds of the cross-validation that chooses that weight (leave-one-out
-#: below this many shots).
-_WEIGHT_FOLDS = 5
+#: Folds of the cross-validation that weighs the few-shot prediction against
+#: the zero-shot one: leave-one-out up to this many shots, where refitting
+#: without one shot barely weakens the few-shot path; a cap on the refits
+#: (each costs about 0.1 s) above.
+_WEIGHT_FOLDS = 20
 
 
 def _fit_head(Phi, residual):
@@ -144,14 +142,15 @@ class AdaptedDevice(RegressorMixin):
         Log-space offset onto the shots (used when there is no head).
     shot_weight_ : float
         Weight of the few-shot prediction in log space against the zero-shot
-        one (put on the shots' scale), chosen by cross-validation over the
-        shots from 0, 0.25, 0.5, 0.75 and 1 while some reference design is
-        not among the shots, with ``zero_shot_blend=True``. 1 otherwise:
-        when all are, without a spec-sheet row, without shots, with a
-        single shot, or with the blend off (the default).
+        one (put on the shots' scale): the zero-shot prediction's error
+        variance on the shots over the sum of both (cross-validated) error
+        variances, while some reference design is not among the shots, with
+        ``zero_shot_blend=True``. 1 otherwise: when all are, without a
+        spec-sheet row, without shots, with a single shot, or with the
+        blend off.
     weight_cv_rmse_ : float or None
-        Cross-validated error (log scale) of the chosen blend on the shots;
-        None where no weight was chosen.
+        Cross-validated error (log scale) of the blend on the shots; None
+        where no weight was computed.
     signature_ : ndarray of shape (n_references,) or None
         The device's latencies on the reference designs, measured or (where
         no shot covers a reference design) imputed.
@@ -219,30 +218,36 @@ class AdaptedDevice(RegressorMixin):
         return self
 
     def _weigh_against_zero_shot(self, features, designs, logy):
-        """Blend weight of the few-shot prediction against the zero-shot one, by CV.
+        """Inverse-variance weight of the few-shot prediction against the zero-shot one.
 
-        Both are scored on each fold's held-out shots: the few-shot path
-        refitted on the other shots, the zero-shot prediction offset onto them.
-        Refitting without the held-out shots makes the few-shot path slightly
-        weaker than with all of them, so a tie leans towards the spec sheet,
-        the safer side on hardware unlike the known devices.
+        Each prediction's error variance is measured on shots it did not see:
+        the zero-shot prediction never saw any (only its offset is fitted, on
+        the other shots of each fold), the few-shot path is refitted without
+        the held-out shots (leave-one-out up to ``_WEIGHT_FOLDS`` shots). The
+        two are then weighted by their inverse variances, the textbook
+        combination of two estimates of one quantity: no grid and no
+        argmin, whose choice a handful of shots would make at random.
+        Refitting without a shot makes the few-shot path slightly weaker
+        than with all of them, so its variance is a little pessimistic, and
+        ties lean towards the spec sheet, the safer side on hardware unlike
+        the known devices.
         """
         prior = AdaptedDevice(self.model, name=self.name)._fit(features, None, None)
         zero = prior._predict_log(designs)[0]
-        weights = np.asarray(_SHOT_WEIGHTS)[:, None]
-        errors = np.empty((len(weights), self.n_shots_))
+        few_cv, zero_cv = np.empty(self.n_shots_), np.empty(self.n_shots_)
         folds = KFold(min(self.n_shots_, _WEIGHT_FOLDS), shuffle=True, random_state=0)
         for train, test in folds.split(designs):
             few = AdaptedDevice(self.model)._fit(features, designs[train],
                                                  np.exp(logy[train]), weigh=False)
-            scaled = zero[test] + (logy[train] - zero[train]).mean()
-            blend = weights * few._predict_log(designs[test])[0] + (1 - weights) * scaled
-            errors[:, test] = (blend - logy[test]) ** 2
-        mse = errors.mean(axis=1)
-        best = int(np.argmin(mse))
-        self.shot_weight_ = float(_SHOT_WEIGHTS[best])
-        self.weight_cv_rmse_ = float(np.sqrt(mse[best]))
-        if self.shot_weight_ < 1:
+            few_cv[test] = few._predict_log(designs[test])[0]
+            zero_cv[test] = zero[test] + (logy[train] - zero[train]).mean()
+        var_few = float(np.mean((few_cv - logy) ** 2))
+        var_zero = float(np.mean((zero_cv - logy) ** 2))
+        total = var_few + var_zero
+        w = var_zero / total if total > 0 else 1.0
+        self.shot_weight_ = float(w)
+        self.weight_cv_rmse_ = float(np.sqrt(np.mean((w * few_cv + (1 - w) * zero_cv - logy) ** 2)))
+        if w < 1:
             self._prior = prior
             self._prior_offset = float((logy - zero).mean())
 

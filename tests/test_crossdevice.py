@@ -136,9 +136,9 @@ def test_more_shots_do_not_hurt_on_average(model, bench, split):
 
 def test_zero_shot_blend_keeps_the_ranking_the_spec_sheet_explains(model, bench, split):
     # With zero_shot_blend=True, shots that are the zero-shot prediction times
-    # a constant: the spec sheet explains them exactly, the few-shot path
-    # (which reads no spec sheet) only approximately, so cross-validation
-    # keeps the zero-shot ranking.
+    # a constant: the spec sheet explains them exactly (its cross-validated
+    # error is nil), the few-shot path (which reads no spec sheet) only
+    # approximately, so the inverse-variance weight keeps the zero-shot ranking.
     new = split[1][0]
     features = bench.devices.loc[new]
     zero = model.adapt(features).predict(bench.designs)
@@ -155,7 +155,7 @@ def test_zero_shot_blend_keeps_the_ranking_the_spec_sheet_explains(model, bench,
 
 def _check_zero_shot_blend(model, bench, split, features, zero, idx):
     device = model.adapt(features, bench.designs[idx], 3.0 * zero[idx])
-    assert device.shot_weight_ == 0.0 and device.weight_cv_rmse_ < 1e-9
+    assert device.shot_weight_ < 1e-9 and device.weight_cv_rmse_ < 1e-9
     np.testing.assert_allclose(device.predict(bench.designs), 3.0 * zero, rtol=1e-9)
     # Without a spec-sheet row, with one shot, or with every reference design
     # measured (the signature is then real, not imputed) nothing is weighed.
@@ -166,10 +166,10 @@ def _check_zero_shot_blend(model, bench, split, features, zero, idx):
                    model.adapt(features, refs, 3.0 * on_refs)):
         assert device.shot_weight_ == 1.0 and device.weight_cv_rmse_ is None
     # The known devices' own measurements: the few-shot path fits them, the
-    # weight stays in the grid and the uncertainty stays positive.
+    # weight is a proper one and the uncertainty stays positive.
     known = split[0][0]
     device = model.adapt(bench.devices.loc[known], *_shots(bench, known, idx))
-    assert device.shot_weight_ in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert 0.0 < device.shot_weight_ < 1.0 and device.weight_cv_rmse_ > 0
     assert (device.predict(bench.designs, return_std=True)[1] > 0).all()
 
 
