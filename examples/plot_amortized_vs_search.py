@@ -29,7 +29,8 @@ test_devices = [family.index[family == "desktop_gpu"][0],
                 family.index[family == "phone_little_cpu"][0]]
 train_devices = [d for d in bench.latency.columns if d not in test_devices]
 
-small = dict(hidden_layer_sizes=(64, 64), batch_size=512, learning_rate=3e-3, random_state=0)
+small = dict(hidden_layer_sizes=(64, 64), batch_size=512, learning_rate=3e-3,
+             n_estimators=1, random_state=0)
 X, y, _ = to_pairs(bench, devices=train_devices)
 latency = make_performance_pipeline(bench.space, max_epochs=20, **small).fit(X, y)
 accuracy = make_accuracy_pipeline(bench.space, max_epochs=150, **small).fit(

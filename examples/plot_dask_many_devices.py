@@ -26,7 +26,8 @@ from skedge.datasets import make_device_population, make_edge_benchmark, to_pair
 from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
 
 bench = make_edge_benchmark("fbnet", n_designs=300, n_devices=16, random_state=0)
-small = dict(hidden_layer_sizes=(64,), batch_size=512, learning_rate=3e-3, random_state=0)
+small = dict(hidden_layer_sizes=(64,), batch_size=512, learning_rate=3e-3,
+             n_estimators=1, random_state=0)
 X, y, _ = to_pairs(bench)
 latency = make_performance_pipeline(bench.space, max_epochs=10, **small).fit(X, y)
 accuracy = make_accuracy_pipeline(bench.space, max_epochs=60, **small).fit(

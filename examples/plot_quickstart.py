@@ -35,8 +35,10 @@ train_devices = [d for d in bench.latency.columns if d not in test_devices]
 X_train, y_train, _ = to_pairs(bench, devices=train_devices)
 X_test, y_test, g_test = to_pairs(bench, devices=test_devices)
 
-# Small networks and few epochs keep this example fast; the defaults are larger.
-small = dict(hidden_layer_sizes=(64, 64), batch_size=512, learning_rate=3e-3, random_state=0)
+# Small single networks and few epochs keep this example fast; the defaults are
+# larger (the accuracy predictor: three networks, 200 epochs).
+small = dict(hidden_layer_sizes=(64, 64), batch_size=512, learning_rate=3e-3,
+             n_estimators=1, random_state=0)
 latency = make_performance_pipeline(bench.space, max_epochs=20, **small).fit(X_train, y_train)
 accuracy = make_accuracy_pipeline(bench.space, max_epochs=150, **small).fit(
     bench.designs, bench.accuracy)

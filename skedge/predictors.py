@@ -317,22 +317,29 @@ class AccuracyRegressor(_MLPRegressorBase):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(256, 256, 256)
+    hidden_layer_sizes : tuple of int, default=(128, 128, 128)
         Width of each hidden layer.
     activation : {"relu", "gelu", "tanh", "silu", "elu"}, default="relu"
     dropout : float, default=0.0
         Dropout after each hidden activation.
     learning_rate : float, default=1e-3
         AdamW learning rate (cosine-annealed over the epochs).
-    max_epochs : int, default=60
-    batch_size : int, default=256
+    max_epochs : int, default=200
+    batch_size : int, default=128
+        Accuracy labels are few (each is a trained network): small batches
+        and many epochs give the networks enough gradient steps. On
+        NAS-Bench-201 with 3,000 training cells these defaults rank at
+        Spearman 0.985 / 0.984 (seeds 0 / 1) where the previous ones
+        ((256, 256, 256), 60 epochs, batches of 256, one network) gave 0.980
+        / 0.978, in 12 s against 3 s on one thread (see the documentation's
+        benchmark page).
     weight_decay : float, default=1e-4
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows and stop after
         ``n_iter_no_change`` epochs without improvement (best weights kept).
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=8
-    n_estimators : int, default=1
+    n_estimators : int, default=3
         Ensemble size; ``predict(X, return_std=True)`` reports the spread.
     target_transform : {"auto", "log-error", "none", "log"}, default="auto"
         ``"log-error"`` fits ``-log(100 - y)``, the log error rate of an
@@ -384,17 +391,17 @@ class AccuracyRegressor(_MLPRegressorBase):
     def __init__(
         self,
         *,
-        hidden_layer_sizes=(256, 256, 256),
+        hidden_layer_sizes=(128, 128, 128),
         activation="relu",
         dropout=0.0,
         learning_rate=1e-3,
-        max_epochs=60,
-        batch_size=256,
+        max_epochs=200,
+        batch_size=128,
         weight_decay=1e-4,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=8,
-        n_estimators=1,
+        n_estimators=3,
         target_transform="auto",
         random_state=None,
         verbose=0,

@@ -45,7 +45,10 @@ def synthetic_objective():
     from skedge.pipelines import make_accuracy_pipeline, make_performance_pipeline
     from skedge.spaces import NB201Space
 
-    tiny = dict(hidden_layer_sizes=(16,), max_epochs=5, random_state=0)
+    # One small network each, in batches of 256 (the accuracy predictor's defaults
+    # are three networks and batches of 128): a fixed, fast synthetic landscape.
+    tiny = dict(hidden_layer_sizes=(16,), max_epochs=5, batch_size=256, n_estimators=1,
+                random_state=0)
     s = NB201Space()
     X = s.sample(400, 0)
     rng = np.random.RandomState(0)

@@ -90,7 +90,8 @@ def test_n_threads_applies_during_fit_and_predict_only(monkeypatch):
     monkeypatch.setattr("skedge.predictors.fit_regression_net", spy)
     before = torch.get_num_threads()
     reg = AccuracyRegressor(n_threads=1, **TINY).fit(X, y)
-    assert seen == [1] and torch.get_num_threads() == before
+    # One fit per ensemble member (3 by default), each with the thread count asked for.
+    assert seen == [1] * reg.n_estimators and torch.get_num_threads() == before
     reg.predict(X)
     assert torch.get_num_threads() == before
     # The thread count changes summation order only, not the model.

@@ -177,16 +177,11 @@ def evaluate_optimizer(
 #: Latency / energy predictors (tens of thousands of pair rows: large batches suffice).
 PREDICTOR = dict(hidden_layer_sizes=(128, 128, 128), max_epochs=30, batch_size=1024,
                  learning_rate=2e-3)
-#: The accuracy predictor sees a few thousand rows only; with PREDICTOR's batches it
-#: would get ~90 gradient steps (the measured effect: docs/benchmarks.rst).
-ACCURACY = dict(hidden_layer_sizes=(128, 128, 128), max_epochs=200, batch_size=128,
-                learning_rate=1e-3, n_estimators=3)
 
 
 def _fit_accuracy(space, designs, accuracy, predictor_params, random_state):
-    """The accuracy pipeline with :data:`ACCURACY` settings (overridden by ``predictor_params``)."""
-    acc = make_accuracy_pipeline(space, random_state=random_state,
-                                 **{**ACCURACY, **predictor_params})
+    """The accuracy pipeline at the estimator's defaults (unless ``predictor_params`` says)."""
+    acc = make_accuracy_pipeline(space, random_state=random_state, **predictor_params)
     with torch_threads(1):  # small batches: one thread is faster (docs/benchmarks.rst)
         return acc.fit(designs, accuracy)
 
