@@ -327,12 +327,10 @@ class AccuracyRegressor(_MLPRegressorBase):
     max_epochs : int, default=200
     batch_size : int, default=128
         Accuracy labels are few (each is a trained network): small batches
-        and many epochs give the networks enough gradient steps. On
-        NAS-Bench-201 with 3,000 training cells these defaults rank at
-        Spearman 0.985 / 0.984 (seeds 0 / 1) where the previous ones
-        ((256, 256, 256), 60 epochs, batches of 256, one network) gave 0.980
-        / 0.978, in 12 s against 3 s on one thread (see the documentation's
-        benchmark page).
+        and many epochs give the networks enough gradient steps, and three
+        networks (``n_estimators``) average out their noise. The
+        documentation's benchmark page compares these defaults with a
+        smaller budget on NAS-Bench-201.
     weight_decay : float, default=1e-4
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows and stop after
