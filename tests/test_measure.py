@@ -1,5 +1,6 @@
 """skedge measure: timing rows, resumable CSV, kill-safety, bad input, load_measurements."""
 
+import gzip
 import os
 import signal
 import subprocess
@@ -129,6 +130,19 @@ def test_resume_repairs_torn_last_line(tmp_path):
     out2.write_text("device,space,e0,e1")
     df = measure("nb201", out2, designs=TINY[:1], device_name="a", resume=True, **FAST)
     assert len(df) == 1 and list(df.columns) == measurement_columns("nb201")
+
+
+def test_gzipped_file_reads_like_the_plain_one_and_is_never_written(tmp_path):
+    out = tmp_path / "m.csv"
+    plain = measure("nb201", out, designs=TINY[:2], device_name="a", **FAST)
+    packed = tmp_path / "m.csv.gz"
+    packed.write_bytes(gzip.compress(out.read_bytes()))
+    pd.testing.assert_frame_equal(read_measurement_file(packed).reset_index(drop=True),
+                                  plain.reset_index(drop=True))
+    assert load_measurements(packed, space="nb201").latency.shape == (2, 1)
+    with pytest.raises(ValueError, match=r"m\.csv\.gz: measurements are written as plain CSV"):
+        measure("nb201", packed, designs=TINY[:1], device_name="a", resume=True, **FAST)
+    assert gzip.decompress(packed.read_bytes()) == out.read_bytes()  # untouched
 
 
 def test_killed_subprocess_then_resume_keeps_every_design_once(tmp_path):

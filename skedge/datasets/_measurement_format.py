@@ -7,6 +7,7 @@ written one whole line at a time and synced to disk (see :mod:`skedge.measure`).
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import os
 import sys
@@ -152,7 +153,8 @@ def read_measurement_file(path):
     ----------
     path : str or path-like
         A file written by :func:`~skedge.measure.measure` (``skedge measure``)
-        or :func:`~skedge.measure.import_timings`.
+        or :func:`~skedge.measure.import_timings`, or such a file compressed
+        with gzip (``.gz``).
 
     Returns
     -------
@@ -179,7 +181,11 @@ def read_measurement_file(path):
     [['torch', 'cpu', 1]]
     """
     path = Path(path)
-    text, torn = _repair_text(path.read_text(encoding="utf-8"))
+    if path.suffix == ".gz":  # a finished file, compressed to ship it (gzip -k m.csv)
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            text, torn = _repair_text(f.read())
+    else:
+        text, torn = _repair_text(path.read_text(encoding="utf-8"))
     if not text.strip():
         raise ValueError(f"measurement file {path} is empty.")
     dtype = {c: str for c in _STR_COLUMNS}
@@ -209,6 +215,9 @@ def _check_columns(frame, space, path):
 def _prepare_file(out, space, *, resume, tool="skedge measure"):
     """Validate or repair the output file; return (header, rows already in the file)."""
     out = Path(out)
+    if out.suffix == ".gz":
+        raise ValueError(f"{out}: measurements are written as plain CSV, row by row (a killed "
+                         "run loses nothing); compress the file once it is finished.")
     columns = measurement_columns(space)
     if not out.exists() or out.stat().st_size == 0:
         return columns, None
