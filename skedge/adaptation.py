@@ -20,6 +20,11 @@ which is refitted per device:
   the device's scale; with many, it moves the ranking towards what the device
   itself measured.
 
+With shots, the three parts are weighted by the inverse of each part's error
+variance on shots it did not see (``part_weights="cv"``, from three shots on;
+leave-one-out, or ``_WEIGHT_FOLDS`` folds above that many shots): on hardware
+unlike the known devices the networks extrapolate, and the shots show it.
+
 With ``zero_shot_blend=True``, when the device also has a spec-sheet row
 and the shots miss some reference design, its **zero-shot prediction** (put
 on the shots' scale) stays in play: the two predictions are averaged in log
@@ -54,8 +59,9 @@ __all__ = ["AdaptedDevice"]
 #: largest is an offset in all but name (the features are one-hot and scaled).
 _HEAD_ALPHAS = tuple(np.logspace(-2, 6, 17))
 
-#: Folds of the cross-validation that weighs the few-shot prediction against
-#: the zero-shot one: leave-one-out up to this many shots, where refitting
+#: Folds of the cross-validations that weigh the few-shot parts against each
+#: other and the few-shot prediction against the zero-shot one: leave-one-out
+#: up to this many shots, where refitting
 #: without one shot barely weakens the few-shot path; a cap on the refits
 #: (each costs about 0.1 s) above.
 _WEIGHT_FOLDS = 20
@@ -135,6 +141,12 @@ class AdaptedDevice(RegressorMixin):
         device's predicted one.
     head_ : Ridge or None
         The residual head fitted on the shots (``shot_head="ridge"``, k >= 3).
+    part_weights_ : ndarray of shape (3,) or None
+        Weights of the signature network, the shot-fitted known-device mix and
+        the profile-matched known devices in the few-shot prediction (log
+        space): each part's inverse error variance on shots it did not see,
+        normalized (``part_weights="cv"``, three shots or more). None where the
+        model's fixed ``blend`` weighs them.
     head_rmse_ : float
         Its leave-one-out error over the shots (log scale): the part of the
         returned uncertainty that the shots measure.
@@ -176,6 +188,7 @@ class AdaptedDevice(RegressorMixin):
         self.n_shots_ = 0 if y is None else len(y)
         self.mix_ = self.head_ = self.signature_ = self._prior = None
         self.offset_, self.shot_weight_, self.weight_cv_rmse_ = 0.0, 1.0, None
+        self.part_weights_ = None
         grid = model.grid_designs_
         K = model.known_log_
         if self.n_shots_ == 0:
@@ -196,6 +209,9 @@ class AdaptedDevice(RegressorMixin):
         guide = (1 - model.blend) * net + model.blend * self._mix_log(K)
         self._profile(guide, K)
         parts = self._few_shot_parts(designs, Ks)
+        # getattr: models saved before the parameter existed weighed by `blend`.
+        if weigh and getattr(model, "part_weights", "fixed") == "cv" and self.n_shots_ >= 3:
+            self.part_weights_ = self._weigh_parts(features, designs, logy, Ks)
         residual = logy - self._blend(parts)
         self.offset_ = float(residual.mean())
         self.head_rmse_ = float(residual.std() * np.sqrt(self.n_shots_ / max(self.n_shots_ - 1, 1)))
@@ -216,6 +232,28 @@ class AdaptedDevice(RegressorMixin):
                 and (model._positions(model.reference_designs_, designs) < 0).any()):
             self._weigh_against_zero_shot(features, designs, logy)
         return self
+
+    def _weigh_parts(self, features, designs, logy, Ks):
+        """Inverse-variance weights of the few-shot parts, from shots they did not see.
+
+        For each fold the path is refitted without the held-out shots (their
+        reference latencies, if any, are then imputed, as for a device that
+        did not measure them) and each part, put on the other shots' scale,
+        predicts them. The textbook combination of estimates of one
+        quantity follows: weights proportional to the inverse error
+        variances. The parts err in weakly correlated ways, so no part is
+        dropped unless the shots say it is far worse than the others.
+        """
+        err = np.empty((3, self.n_shots_))
+        folds = KFold(min(self.n_shots_, _WEIGHT_FOLDS), shuffle=True, random_state=0)
+        for train, test in folds.split(designs):
+            fold = AdaptedDevice(self.model)._fit(features, designs[train],
+                                                  np.exp(logy[train]), weigh=False)
+            offset = (logy[train] - fold._few_shot_parts(designs[train], Ks[train])).mean(axis=1)
+            err[:, test] = (fold._few_shot_parts(designs[test], Ks[test])
+                            + offset[:, None] - logy[test])
+        inverse = 1 / np.maximum((err**2).mean(axis=1), 1e-12)
+        return inverse / inverse.sum()
 
     def _weigh_against_zero_shot(self, features, designs, logy):
         """Inverse-variance weight of the few-shot prediction against the zero-shot one.
@@ -297,6 +335,8 @@ class AdaptedDevice(RegressorMixin):
         return np.vstack([net, self._mix_log(K), K @ self.profile_weights_])
 
     def _blend(self, parts):
+        if getattr(self, "part_weights_", None) is not None:
+            return self.part_weights_ @ parts
         net, mix, matched = parts
         blend = self.model.blend
         # Known devices twice (mixed to fit the shots, matched to the whole

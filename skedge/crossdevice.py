@@ -88,7 +88,16 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         measured design. The known-device table always keeps every
         measurement.
     blend : float, default=2/3
-        Weight of the known devices against the network (0: networks only).
+        Weight of the known devices against the network (0: networks only)
+        without shots, and with shots where ``part_weights="fixed"``.
+    part_weights : {"cv", "fixed"}, default="cv"
+        How the few-shot prediction weighs its three parts (the signature
+        network, the known devices mixed to fit the shots, the known devices
+        matched to the predicted profile): ``"cv"``, from three shots on, by
+        the inverse of each part's error variance on shots it did not see
+        (``AdaptedDevice.part_weights_``), so a device unlike the known ones,
+        where the network extrapolates, leans on the measured devices;
+        ``"fixed"``, by ``blend``.
     profile_temperature : float, default=100.0
         Sharpness of the profile match (:func:`~skedge.fewshot.profile_mix`).
     shot_head : {"ridge", "offset"}, default="ridge"
@@ -160,6 +169,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         "n_mix": [Interval(Integral, 0, None, closed="left"), None],
         "n_train_designs": [Interval(Integral, 1, None, closed="left"), None],
         "blend": [Interval(Real, 0, 1, closed="both")],
+        "part_weights": [StrOptions({"cv", "fixed"})],
         "profile_temperature": [Interval(Real, 0, None, closed="left")],
         "shot_head": [StrOptions({"ridge", "offset"})],
         "zero_shot_blend": ["boolean"],
@@ -184,6 +194,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         n_mix=None,
         n_train_designs=None,
         blend=2 / 3,
+        part_weights="cv",
         profile_temperature=100.0,
         shot_head="ridge",
         zero_shot_blend=False,
@@ -204,6 +215,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         self.n_mix = n_mix
         self.n_train_designs = n_train_designs
         self.blend = blend
+        self.part_weights = part_weights
         self.profile_temperature = profile_temperature
         self.shot_head = shot_head
         self.zero_shot_blend = zero_shot_blend

@@ -271,3 +271,30 @@ def test_fit_is_idempotent_and_records_the_input_width(bench, split):
                                rtol=1e-9)
     with pytest.raises(ValueError, match="features"):
         first.predict(X[:, :-1])
+
+
+def test_part_weights_lean_on_the_part_the_shots_support(model, bench, split):
+    # A new device that is a known device twice as slow: the known devices,
+    # mixed to fit the shots, explain it (nearly) exactly, the networks only
+    # approximately. The weights measured on held-out shots say so.
+    known = split[0][0]
+    idx = np.arange(0, 400, 20)
+    y = 2.0 * bench.latency[known].to_numpy()
+    rest = np.setdiff1d(np.arange(400), idx)
+    device = model.adapt(None, bench.designs[idx], y[idx])
+    w = device.part_weights_
+    assert w.shape == (3,) and np.isclose(w.sum(), 1.0) and (w > 0).all()
+    assert w[1] > 0.5 and w[1] == w.max(), w
+    model.set_params(part_weights="fixed")
+    try:
+        fixed = model.adapt(None, bench.designs[idx], y[idx])
+    finally:
+        model.set_params(part_weights="cv")
+    assert fixed.part_weights_ is None
+
+    def rho(dev):
+        return spearmanr(dev.predict(bench.designs[rest]), y[rest]).statistic
+
+    assert rho(device) >= rho(fixed), (rho(device), rho(fixed))
+    # Below three shots nothing is weighed.
+    assert model.adapt(None, bench.designs[idx[:2]], y[idx[:2]]).part_weights_ is None

@@ -265,10 +265,10 @@ def score_fold(model, job, *, bench, logy, sig_idx, shots, diagnostics, **_):
             preds = {"skedge": model.adapt(feats, *args, name=dev).predict(
                 bench.designs[measured])}
             if diagnostics:
-                blend = model.blend
-                networks = model.set_params(blend=0.0).adapt(feats, *args)
+                before = model.get_params()
+                networks = model.set_params(blend=0.0, part_weights="fixed").adapt(feats, *args)
                 preds["skedge_networks"] = networks.predict(bench.designs[measured])
-                model.set_params(blend=blend)
+                model.set_params(blend=before["blend"], part_weights=before["part_weights"])
             preds.update(_baselines(k, known, truth, measured, given, macs, flops_fit,
                                     diagnostics))
             keep = ~np.isin(measured, given)
