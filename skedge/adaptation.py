@@ -209,8 +209,7 @@ class AdaptedDevice(RegressorMixin):
         guide = (1 - model.blend) * net + model.blend * self._mix_log(K)
         self._profile(guide, K)
         parts = self._few_shot_parts(designs, Ks)
-        # getattr: models saved before the parameter existed weighed by `blend`.
-        if weigh and getattr(model, "part_weights", "fixed") == "cv" and self.n_shots_ >= 3:
+        if weigh and model.part_weights == "cv" and self.n_shots_ >= 3:
             self.part_weights_ = self._weigh_parts(features, designs, logy, Ks)
         residual = logy - self._blend(parts)
         self.offset_ = float(residual.mean())
@@ -221,13 +220,12 @@ class AdaptedDevice(RegressorMixin):
         # their disagreement, scaled so that its mean over the shots is 1, shapes
         # the error the shots measured.
         self._disagreement_scale = max(float(parts.var(axis=0).mean()), 1e-12)
-        # getattr: models saved before the parameter existed did not blend.
         # Only while part of the signature is imputed from the known devices:
         # that is where the few-shot path loses the spec sheet's information.
         # With every reference design measured, leaving shots out of a fold
         # would turn a measured signature into an imputed one, and the
         # cross-validation would misjudge the path it is meant to score.
-        if (weigh and getattr(model, "zero_shot_blend", False) and self.n_shots_ >= 2
+        if (weigh and model.zero_shot_blend and self.n_shots_ >= 2
                 and model.zero_shot_net_ is not None and not np.isnan(features).all()
                 and (model._positions(model.reference_designs_, designs) < 0).any()):
             self._weigh_against_zero_shot(features, designs, logy)

@@ -34,6 +34,9 @@ from .spaces import DesignSpace, get_space
 __all__ = ["CrossDeviceRegressor"]
 
 _N_FEATURES = len(DEVICE_FEATURES)
+# Parameters added after a release, with the behaviour a model saved before
+# them was fitted and adapted with: such a model loads, clones and adapts as it did.
+_ADDED_PARAMS = {"zero_shot_blend": True, "part_weights": "fixed"}
 
 
 class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
@@ -489,6 +492,9 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         state = dict(self.__dict__)
         state.pop("_pos_of", None)  # a lookup rebuilt on demand
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__({**_ADDED_PARAMS, **state})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

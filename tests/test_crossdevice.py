@@ -200,6 +200,34 @@ def test_save_load_and_joblib_round_trip(model, bench, split, tmp_path):
         np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
+def test_a_model_saved_before_new_parameters_adapts_as_it_did(model, bench, split, tmp_path,
+                                                               monkeypatch):
+    # A file written by a release without `part_weights` and `zero_shot_blend`:
+    # it loads with the behaviour it was fitted with (fixed weights, the blend
+    # on), and get_params / clone work on it.
+    def old_state(self):
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("part_weights", "zero_shot_blend", "_pos_of")}
+
+    with monkeypatch.context() as m:
+        m.setattr(CrossDeviceRegressor, "__getstate__", old_state)
+        joblib.dump(model, tmp_path / "old.joblib")
+    old = joblib.load(tmp_path / "old.joblib")
+    assert old.get_params()["part_weights"] == "fixed" and old.zero_shot_blend
+    assert clone(old).get_params() == old.get_params()
+    new = split[1][0]
+    idx = np.r_[bench.reference_idx[:6], np.arange(0, 400, 40)]
+    shots = _shots(bench, new, idx)
+    got = old.adapt(bench.devices.loc[new], *shots)
+    model.set_params(part_weights="fixed", zero_shot_blend=True)
+    try:
+        expected = model.adapt(bench.devices.loc[new], *shots)
+    finally:
+        model.set_params(part_weights="cv", zero_shot_blend=False)
+    assert got.part_weights_ is None
+    np.testing.assert_allclose(got.predict(bench.designs), expected.predict(bench.designs))
+
+
 def test_clone_is_unfitted_and_shares_nothing(model):
     twin = clone(model)
     assert not hasattr(twin, "known_log_")
