@@ -56,8 +56,8 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
     :class:`~skedge.adaptation.AdaptedDevice`: the network's prediction
     blended with the known devices (mixed to fit the shots, and matched to the
     predicted profile), plus a ridge residual head fitted on the shots whose
-    strength their leave-one-out error chooses, so more measurements move the
-    ranking, not only the scale. With ``zero_shot_blend=True`` and a
+    strength a small-sample information criterion (AICc) chooses, so many
+    measurements move the ranking, not only the scale. With ``zero_shot_blend=True`` and a
     spec-sheet row, the zero-shot prediction is blended in, weighted by how
     well each prediction fits the shots it did not see. :meth:`predict` on pair
     rows is zero-shot:
@@ -105,9 +105,9 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         Sharpness of the profile match (:func:`~skedge.fewshot.profile_mix`).
     shot_head : {"ridge", "offset"}, default="ridge"
         How the shots correct the prediction: ``"ridge"``, a ridge head on the
-        design's one-hot encoding and log MACs whose strength leave-one-out
-        error over the shots chooses (offset-only when the shots cannot tell
-        more); ``"offset"``, a log-scale offset only.
+        design's one-hot encoding and log MACs whose strength AICc chooses
+        over the shots (offset-only when they are too few to pay for more
+        degrees of freedom); ``"offset"``, a log-scale offset only.
     zero_shot_blend : bool, default=False
         While the shots miss some reference design (and the device has a
         spec-sheet row), average the zero-shot prediction with the few-shot

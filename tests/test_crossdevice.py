@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 from sklearn.base import clone
 
 from skedge import CrossDeviceRegressor, load_model, save_model
-from skedge.adaptation import AdaptedDevice
+from skedge.adaptation import _HEAD_ALPHAS, AdaptedDevice, _fit_head
 from skedge.datasets import make_edge_benchmark, to_pairs
 from skedge.devices import DEVICE_FEATURES
 
@@ -326,3 +326,36 @@ def test_part_weights_lean_on_the_part_the_shots_support(model, bench, split):
     assert rho(device) >= rho(fixed), (rho(device), rho(fixed))
     # Below three shots nothing is weighed.
     assert model.adapt(None, bench.designs[idx[:2]], y[idx[:2]]).part_weights_ is None
+
+
+def test_shot_head_follows_effects_the_shots_can_pay_for(model, bench):
+    # The head's columns: one-hot options and log MACs, as on a device.
+    rng = np.random.RandomState(0)
+    idx = rng.choice(len(bench.designs), 200, replace=False)
+    Phi = model._head_features(bench.designs[idx])
+
+    def dof(head, rows):  # effective degrees of freedom: the hat matrix's trace
+        sv = np.linalg.svd(Phi[:rows] - Phi[:rows].mean(0), compute_uv=False)
+        return 1 + np.sum(sv**2 / (sv**2 + head.alpha))
+
+    # Noise from 12 or 19 shots: never a head that nearly interpolates them
+    # (a leave-one-out choice spent 11 degrees of freedom on 12 shots of
+    # seed 0), and nothing that moves unseen designs by much.
+    for n in (12, 19):
+        for seed in range(10):
+            noise = np.random.RandomState(seed).normal(scale=0.07, size=n)
+            head, rmse = _fit_head(Phi[:n], noise)
+            assert dof(head, n) < n - 2, (n, seed, head.alpha)
+            assert head.predict(Phi[n:]).std() < 0.3 * 0.07
+            assert 0.02 < rmse < 0.2
+    # A real effect (one operation on one edge costs 35 % more) over 200
+    # shots: followed, and the leave-one-out error falls to the noise level.
+    y = 0.3 * Phi[:, 3] + rng.normal(scale=0.03, size=200)
+    head, rmse = _fit_head(Phi, y)
+    assert head.alpha < 10 and rmse < 0.05, (head.alpha, rmse)
+    on, off = Phi[:, 3] == Phi[:, 3].max(), Phi[:, 3] == Phi[:, 3].min()
+    gap = head.predict(Phi[on]).mean() - head.predict(Phi[off]).mean()
+    assert abs(gap - 0.3) < 0.05, gap
+    # Too few shots for any head: the offset, its error the shots' spread.
+    head, rmse = _fit_head(Phi[:3], y[:3])
+    assert head.alpha == _HEAD_ALPHAS[-1] and np.isfinite(rmse)
