@@ -34,8 +34,7 @@ from .spaces import DesignSpace, get_space
 __all__ = ["CrossDeviceRegressor"]
 
 _N_FEATURES = len(DEVICE_FEATURES)
-# Parameters added after a release, with the behaviour a model saved before
-# them was fitted and adapted with: such a model loads, clones and adapts as it did.
+# Parameters added after a release, valued as a model saved before them behaves.
 _ADDED_PARAMS = {"zero_shot_blend": True, "part_weights": "fixed"}
 
 
@@ -57,11 +56,11 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
     blended with the known devices (mixed to fit the shots, and matched to the
     predicted profile), plus a ridge residual head fitted on the shots whose
     strength a small-sample information criterion (AICc) chooses, so many
-    measurements move the ranking, not only the scale. With ``zero_shot_blend=True`` and a
-    spec-sheet row, the zero-shot prediction is blended in, weighted by how
-    well each prediction fits the shots it did not see. :meth:`predict` on pair
-    rows is zero-shot:
-    each distinct device row is adapted from its features.
+    measurements move the ranking, not only the scale. With
+    ``zero_shot_blend=True`` and a spec-sheet row, the zero-shot prediction is
+    blended in, weighted by how well each prediction fits the shots it did
+    not see. :meth:`predict` on pair rows is zero-shot: each distinct device
+    row is adapted from its features.
 
     Parameters
     ----------
@@ -226,7 +225,6 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         self.n_threads = n_threads
         self.verbose = verbose
 
-    # ----------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, groups=None):
         """Fit the networks and store the known devices.
@@ -354,7 +352,6 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         log_macs = np.log(np.maximum(self.space_.macs(self.grid_designs_), 1e-12))
         self.log_macs_stats_ = (float(log_macs.mean()), float(log_macs.std()) or 1.0)
 
-    # ------------------------------------------------------------- adapt
     def adapt(self, device_features=None, designs=None, y=None, *, name=None):
         """A fitted regressor over designs for one device, from its spec row and/or shots.
 
@@ -459,7 +456,6 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         self.known_log_ = np.vstack([self.known_log_, filled])
         self._pos_of = None
 
-    # ----------------------------------------------------------- predict
     def predict(self, X, return_std=False):
         """Zero-shot predictions for pair rows ``[design | device features]``.
 
@@ -493,7 +489,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         state.pop("_pos_of", None)  # a lookup rebuilt on demand
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state):  # an older file loads, clones and adapts as it did
         super().__setstate__({**_ADDED_PARAMS, **state})
 
     def __sklearn_tags__(self):
