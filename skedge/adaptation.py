@@ -73,7 +73,7 @@ def _fit_head(Phi, residual):
     matrix; Hurvich, Simonoff and Tsai, J. R. Stat. Soc. B 60, 1998) weighs
     how much closer to the shots a head comes against how many degrees of
     freedom it spends, and grows without bound as those approach the number
-    of shots. A head as flexible as the design encoding (31 columns on
+    of shots less two. A head as flexible as the design encoding (31 columns on
     NAS-Bench-201) then needs many shots, or a large gain, to be chosen.
     Cross-validation over the shots does not: with 19 shots, a draw whose
     leave-one-out error called the near-interpolating head 35 % better
