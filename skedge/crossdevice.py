@@ -35,7 +35,7 @@ __all__ = ["CrossDeviceRegressor"]
 
 _N_FEATURES = len(DEVICE_FEATURES)
 # Parameters added after a release, valued as a model saved before them behaves.
-_ADDED_PARAMS = {"zero_shot_blend": True, "part_weights": "fixed"}
+_ADDED_PARAMS = {"shot_head": "offset", "zero_shot_blend": True, "part_weights": "fixed"}
 
 
 class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):

@@ -214,6 +214,7 @@ def test_a_model_saved_before_new_parameters_adapts_as_it_did(model, bench, spli
         joblib.dump(model, tmp_path / "old.joblib")
     old = joblib.load(tmp_path / "old.joblib")
     assert old.get_params()["part_weights"] == "fixed" and old.zero_shot_blend
+    assert old.shot_head == "ridge"  # saved, so kept; "offset" only where missing
     assert clone(old).get_params() == old.get_params()
     new = split[1][0]
     idx = np.r_[bench.reference_idx[:6], np.arange(0, 400, 40)]
