@@ -361,7 +361,7 @@ class AdaptedDevice(RegressorMixin):
         return np.vstack([net, self._mix_log(K), K @ self.profile_weights_])
 
     def _blend(self, parts):
-        if getattr(self, "part_weights_", None) is not None:
+        if self.part_weights_ is not None:
             return self.part_weights_ @ parts
         net, mix, matched = parts
         blend = self.model.blend

@@ -183,9 +183,10 @@ def read_measurement_file(path):
     path = Path(path)
     if path.suffix == ".gz":  # a finished file, compressed to ship it (gzip -k m.csv)
         with gzip.open(path, "rt", encoding="utf-8") as f:
-            text, torn = _repair_text(f.read())
+            raw = f.read()
     else:
-        text, torn = _repair_text(path.read_text(encoding="utf-8"))
+        raw = path.read_text(encoding="utf-8")
+    text, torn = _repair_text(raw)
     if not text.strip():
         raise ValueError(f"measurement file {path} is empty.")
     dtype = {c: str for c in _STR_COLUMNS}
