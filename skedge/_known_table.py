@@ -22,9 +22,15 @@ from .devices import DEVICE_FEATURES, validate_device_table
 from .fewshot import KnownDeviceMix
 from .preprocessing import nearest_devices
 
-__all__ = ["KnownDeviceTable", "feature_row", "unique_rows"]
+__all__ = ["KnownDeviceTable", "feature_row", "signature_shape", "unique_rows"]
 
 _N_FEATURES = len(DEVICE_FEATURES)
+
+
+def signature_shape(signatures):
+    """Signatures (last axis: the reference designs) over their geometric mean, and its log."""
+    speed = np.log(signatures).mean(axis=-1)
+    return signatures / np.exp(speed)[..., None], speed
 
 
 class KnownDeviceTable:
@@ -118,11 +124,35 @@ class KnownDeviceTable:
         with _quiet_encoded_range():
             return np.log(self.zero_shot_net_.predict(rows))
 
+    def _extend_grid(self, new):
+        """Add designs to the grid: unmeasured on every known device, filled by prediction."""
+        filled = self._known_log(new)
+        self.grid_designs_ = np.vstack([self.grid_designs_, new])
+        self.measured_log_ = np.vstack([self.measured_log_,
+                                        np.full((len(new), self.measured_log_.shape[1]), np.nan)])
+        self.known_log_ = np.vstack([self.known_log_, filled])
+        self._pos_of = None
+
     def _signature_log(self, designs, signature):
+        signature, speed = self._signature_shape(signature)
         rows = np.hstack([designs, np.zeros((len(designs), _N_FEATURES)),
                           np.tile(signature, (len(designs), 1))])
         with _quiet_encoded_range():
-            return np.log(self.signature_net_.predict(rows))
+            return np.log(self.signature_net_.predict(rows)) + speed
+
+    def _signature_shape(self, signatures):
+        """Signatures divided by their geometric mean, and its log (the device's speed).
+
+        The signature network reads the shape of a signature and predicts
+        latencies relative to its geometric mean: a device faster than any
+        known one (a new datacenter GPU) is ranked like the known devices of
+        its shape, not by extrapolating in speed. A network fitted before
+        this (its encoder reads the speed) gets the signature as it is.
+        """
+        encoder = self.signature_net_.named_steps["features"].named_transformers_["signature"]
+        if encoder.with_speed:
+            return signatures, np.zeros(np.shape(signatures)[:-1])
+        return signature_shape(signatures)
 
     def _head_features(self, designs):
         mean, std = self.log_macs_stats_

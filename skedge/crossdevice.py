@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._known_table import KnownDeviceTable, feature_row, unique_rows
+from ._known_table import KnownDeviceTable, feature_row, signature_shape, unique_rows
 from .adaptation import AdaptedDevice
 from .devices import DEVICE_FEATURES
 from .pipelines import make_performance_pipeline
@@ -49,7 +49,9 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
       known only by their spec-sheet row;
     * a *signature network*, ``(design, latencies on the reference designs)
       -> latency``, trained on the known devices and on synthetic devices
-      mixed from pairs of them (device mixup).
+      mixed from pairs of them (device mixup). It reads the signature's shape
+      (latencies over their geometric mean) and predicts relative to that
+      mean, so a device faster than every known one is not extrapolated.
 
     :meth:`adapt` turns a new device into an
     :class:`~skedge.adaptation.AdaptedDevice`: the network's prediction
@@ -332,11 +334,13 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         if self.verbose:
             print(f"[CrossDeviceRegressor] signature network: {len(Xs)} rows")
         n = self.space_.n_choices
+        # Shapes in, latencies relative to the speed out (KnownDeviceTable._signature_shape).
+        shape, speed = signature_shape(Xs[:, n:])
         self.signature_net_ = make_performance_pipeline(
             self.space_, device_features=False, n_signature=len(ref_at),
-            **self._net_params(seed)).fit(
-            np.hstack([Xs[:, :n], np.zeros((len(Xs), _N_FEATURES)), Xs[:, n:]]),
-            np.exp(np.concatenate(ys)))
+            **self._net_params(seed)).set_params(features__signature__with_speed=False).fit(
+            np.hstack([Xs[:, :n], np.zeros((len(Xs), _N_FEATURES)), shape]),
+            np.exp(np.concatenate(ys) - speed))
         self._fill_known()
 
     def _fill_known(self):
@@ -447,14 +451,6 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
             self.device_features_ = np.vstack([self.device_features_, device.features_])
         self._known_stats()
         return self
-
-    def _extend_grid(self, new):
-        filled = self._known_log(new)
-        self.grid_designs_ = np.vstack([self.grid_designs_, new])
-        self.measured_log_ = np.vstack([self.measured_log_,
-                                        np.full((len(new), self.measured_log_.shape[1]), np.nan)])
-        self.known_log_ = np.vstack([self.known_log_, filled])
-        self._pos_of = None
 
     def predict(self, X, return_std=False):
         """Zero-shot predictions for pair rows ``[design | device features]``.

@@ -71,6 +71,21 @@ def test_shots_on_any_designs(model, bench, split):
         assert spearmanr(device.predict(bench.designs), truth).statistic > 0.7, k
 
 
+def test_a_device_slower_on_every_design_is_ranked_the_same(model, bench, split):
+    # The signature network reads the signature's shape, not the device's speed:
+    # a device three times slower on every design (or one faster than any known
+    # device) is predicted three times slower, in the same order, not extrapolated.
+    new = split[1][1]
+    designs, y = _shots(bench, new, np.r_[bench.reference_idx, np.arange(0, 400, 25)])
+    signature = bench.latency[new].to_numpy()[bench.reference_idx]
+    np.testing.assert_allclose(model._signature_log(bench.designs, 3 * signature)
+                               - model._signature_log(bench.designs, signature), np.log(3))
+    base = model.adapt(None, designs, y).predict(bench.designs)
+    for factor in (3.0, 1 / 50):
+        scaled = model.adapt(None, designs, factor * y).predict(bench.designs)
+        np.testing.assert_allclose(scaled / base, factor, rtol=1e-6)
+
+
 def test_predictions_do_not_depend_on_the_batch(model, bench, split):
     new = split[1][0]
     device = model.adapt(bench.devices.loc[new], *_shots(bench, new, bench.reference_idx))

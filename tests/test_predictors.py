@@ -279,6 +279,21 @@ def test_transformers_pandas_output(bench):
     assert sig.fit_transform(lat).shape == (len(D), 12)
 
 
+def test_signature_encoder_without_speed_reads_the_shape_only(bench, tmp_path):
+    lat = bench.latency.to_numpy().T[:, bench.reference_idx]
+    shape = DeviceSignatureEncoder(with_speed=False).fit(lat)
+    np.testing.assert_allclose(shape.transform(lat * 7.0), shape.transform(lat), atol=1e-9)
+    assert shape.get_feature_names_out()[-1] == "sig_spread" and "sig_mean" not in \
+        shape.get_feature_names_out()
+    # An encoder pickled before the parameter existed read the speed, and still does.
+    full = DeviceSignatureEncoder().fit(lat)
+    del full.__dict__["with_speed"]
+    joblib.dump(full, tmp_path / "old.joblib")
+    old = joblib.load(tmp_path / "old.joblib")
+    assert old.get_params() == {"with_speed": True}
+    np.testing.assert_allclose(old.transform(lat), DeviceSignatureEncoder().fit(lat).transform(lat))
+
+
 def test_design_embedding_learns_performance_directions(bench):
     Y = np.log(bench.latency.to_numpy())
     Y = (Y - Y.mean(0)) / Y.std(0)

@@ -179,8 +179,18 @@ class DeviceSignatureEncoder(TransformerMixin, BaseEstimator):
     Input: one column per reference design, the device's measured latency
     (non-negative, e.g. ms; readings below 1e-6 are floored there before the log). Output: the log-latencies centred and scaled within
     the row (the *shape* of the device's response: which designs are relatively
-    slow on it), followed by the row's mean and spread of log-latency (its
-    overall speed), both standardized over the training devices.
+    slow on it), followed by the row's mean of log-latency (its overall speed)
+    and their spread, both standardized over the training devices.
+
+    Parameters
+    ----------
+    with_speed : bool, default=True
+        Output the mean log-latency. Without it the encoding does not change
+        when every latency of a device is multiplied by one factor: a model
+        that predicts latencies *relative* to the signature's geometric mean
+        (as :class:`~skedge.CrossDeviceRegressor`'s signature network does)
+        then ranks a device faster than any it was trained on as it ranks a
+        known device of the same shape, instead of extrapolating in speed.
 
     Examples
     --------
@@ -190,13 +200,19 @@ class DeviceSignatureEncoder(TransformerMixin, BaseEstimator):
     [[-1.225, 0.0, 1.225, -0.453, -1.0]]
     >>> enc.get_feature_names_out().tolist()
     ['sig0', 'sig1', 'sig2', 'sig_mean', 'sig_spread']
+    >>> shape = DeviceSignatureEncoder(with_speed=False).fit([[1.0, 2.0, 4.0], [10.0, 20.0, 80.0]])
+    >>> shape.transform([[2.0, 4.0, 8.0], [200.0, 400.0, 800.0]]).round(3).tolist()
+    [[-1.225, 0.0, 1.225, -1.0], [-1.225, 0.0, 1.225, -1.0]]
     """
 
-    _parameter_constraints = {}
+    _parameter_constraints = {"with_speed": ["boolean"]}
     _floor = 1e-6
 
-    def __init__(self):
-        pass
+    def __init__(self, *, with_speed=True):
+        self.with_speed = with_speed
+
+    def __setstate__(self, state):  # fitted before `with_speed` existed: it read the speed
+        super().__setstate__({"with_speed": True, **state})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -214,11 +230,11 @@ class DeviceSignatureEncoder(TransformerMixin, BaseEstimator):
         m = L.mean(axis=1, keepdims=True)
         s = L.std(axis=1, keepdims=True)
         z = (L - m) / np.where(s > 1e-12, s, 1.0)
-        return z, np.hstack([m, s])
+        return z, np.hstack([m, s]) if self.with_speed else s
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Learn how to standardize the speed columns over the training devices."""
+        """Learn how to standardize the mean and spread columns over the training devices."""
         X = validate_data(self, X, dtype=np.float64)
         _, ms = self._encode(X)
         self.scaler_ = StandardScaler().fit(ms)
@@ -232,8 +248,9 @@ class DeviceSignatureEncoder(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
+        speed = ["sig_mean"] if self.with_speed else []
         return np.array(
-            [f"sig{i}" for i in range(self.n_features_in_)] + ["sig_mean", "sig_spread"],
+            [f"sig{i}" for i in range(self.n_features_in_)] + speed + ["sig_spread"],
             dtype=object,
         )
 
