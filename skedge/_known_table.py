@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._checks import OutOfRangeWarning
 from .devices import DEVICE_FEATURES, validate_device_table
 from .fewshot import KnownDeviceMix
-from .preprocessing import nearest_devices
+from .preprocessing import DeviceSignatureEncoder, nearest_devices
 
 __all__ = ["KnownDeviceTable", "feature_row", "signature_shape", "unique_rows"]
 
@@ -29,7 +29,8 @@ _N_FEATURES = len(DEVICE_FEATURES)
 
 def signature_shape(signatures):
     """Signatures (last axis: the reference designs) over their geometric mean, and its log."""
-    speed = np.log(signatures).mean(axis=-1)
+    # The encoder's floor: a zero reading would make the speed -inf.
+    speed = np.log(np.maximum(signatures, DeviceSignatureEncoder._floor)).mean(axis=-1)
     return signatures / np.exp(speed)[..., None], speed
 
 

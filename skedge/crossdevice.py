@@ -139,7 +139,9 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         ``measured_log_`` with the gaps filled by the signature network.
     reference_designs_ : ndarray of shape (n_references, n_choices)
     zero_shot_net_, signature_net_ : Pipeline or None
-        The fitted networks.
+        The fitted networks. The signature network reads a signature over its
+        geometric mean and predicts latency over that mean (``adapt`` and
+        ``KnownDeviceTable._signature_log`` put the scale back).
 
     Examples
     --------

@@ -76,14 +76,17 @@ def test_a_device_slower_on_every_design_is_ranked_the_same(model, bench, split)
     # a device three times slower on every design (or one faster than any known
     # device) is predicted three times slower, in the same order, not extrapolated.
     new = split[1][1]
-    designs, y = _shots(bench, new, np.r_[bench.reference_idx, np.arange(0, 400, 25)])
     signature = bench.latency[new].to_numpy()[bench.reference_idx]
     np.testing.assert_allclose(model._signature_log(bench.designs, 3 * signature)
                                - model._signature_log(bench.designs, signature), np.log(3))
-    base = model.adapt(None, designs, y).predict(bench.designs)
-    for factor in (3.0, 1 / 50):
-        scaled = model.adapt(None, designs, factor * y).predict(bench.designs)
-        np.testing.assert_allclose(scaled / base, factor, rtol=1e-6)
+    # All ten reference designs measured, or six (the rest imputed from the known devices).
+    for idx in (np.r_[bench.reference_idx, np.arange(0, 400, 25)],
+                np.r_[bench.reference_idx[:6], np.arange(0, 400, 40)]):
+        designs, y = _shots(bench, new, idx)
+        base = model.adapt(None, designs, y).predict(bench.designs)
+        for factor in (3.0, 1 / 50):
+            scaled = model.adapt(None, designs, factor * y).predict(bench.designs)
+            np.testing.assert_allclose(scaled / base, factor, rtol=1e-6)
 
 
 def test_predictions_do_not_depend_on_the_batch(model, bench, split):
@@ -242,6 +245,31 @@ def test_a_model_saved_before_new_parameters_adapts_as_it_did(model, bench, spli
         model.set_params(part_weights="cv", zero_shot_blend=False)
     assert got.part_weights_ is None
     np.testing.assert_allclose(got.predict(bench.designs), expected.predict(bench.designs))
+
+
+def test_a_network_that_read_the_speed_gets_the_signature_as_it_is(model, bench, split,
+                                                                     tmp_path):
+    # A model fitted before the signature network read shapes only: its encoder
+    # (pickled without `with_speed`) reads the speed, so its network is given
+    # the measured signature unchanged and its output is used as it is.
+    old = joblib.load(_dump(model, tmp_path))
+    encoder = old.signature_net_.named_steps["features"].named_transformers_["signature"]
+    del encoder.__dict__["with_speed"]
+    old = joblib.load(_dump(old, tmp_path))
+    assert old.signature_net_.named_steps["features"].named_transformers_["signature"].with_speed
+    signatures = bench.latency.to_numpy().T[:, bench.reference_idx]
+    same, speed = old._signature_shape(signatures)
+    np.testing.assert_array_equal(same, signatures)
+    np.testing.assert_array_equal(speed, np.zeros(len(signatures)))
+    # This release's model divides by the geometric mean and returns its log.
+    shape, speed = model._signature_shape(signatures)
+    np.testing.assert_allclose(np.log(shape).mean(axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(speed, np.log(signatures).mean(axis=1))
+
+
+def _dump(model, tmp_path):
+    joblib.dump(model, tmp_path / "model.joblib")
+    return tmp_path / "model.joblib"
 
 
 def test_clone_is_unfitted_and_shares_nothing(model):

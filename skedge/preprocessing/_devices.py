@@ -186,7 +186,8 @@ class DeviceSignatureEncoder(TransformerMixin, BaseEstimator):
     ----------
     with_speed : bool, default=True
         Output the mean log-latency. Without it the encoding does not change
-        when every latency of a device is multiplied by one factor: a model
+        when every latency of a device is multiplied by one factor (readings
+        above the floor): a model
         that predicts latencies *relative* to the signature's geometric mean
         (as :class:`~skedge.CrossDeviceRegressor`'s signature network does)
         then ranks a device faster than any it was trained on as it ranks a
