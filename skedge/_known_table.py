@@ -22,16 +22,15 @@ from .devices import DEVICE_FEATURES, validate_device_table
 from .fewshot import KnownDeviceMix
 from .preprocessing import DeviceSignatureEncoder, nearest_devices
 
-__all__ = ["KnownDeviceTable", "feature_row", "signature_shape", "unique_rows"]
+__all__ = ["KnownDeviceTable", "feature_row", "signature_speed", "unique_rows"]
 
 _N_FEATURES = len(DEVICE_FEATURES)
 
 
-def signature_shape(signatures):
-    """Signatures (last axis: the reference designs) over their geometric mean, and its log."""
+def signature_speed(signatures):
+    """The log of the signatures' geometric mean (last axis: the reference designs)."""
     # The encoder's floor: a zero reading would make the speed -inf.
-    speed = np.log(np.maximum(signatures, DeviceSignatureEncoder._floor)).mean(axis=-1)
-    return signatures / np.exp(speed)[..., None], speed
+    return np.log(np.maximum(signatures, DeviceSignatureEncoder._floor)).mean(axis=-1)
 
 
 class KnownDeviceTable:
@@ -135,25 +134,26 @@ class KnownDeviceTable:
         self._pos_of = None
 
     def _signature_log(self, designs, signature):
-        signature, speed = self._signature_shape(signature)
         rows = np.hstack([designs, np.zeros((len(designs), _N_FEATURES)),
                           np.tile(signature, (len(designs), 1))])
         with _quiet_encoded_range():
-            return np.log(self.signature_net_.predict(rows)) + speed
+            return np.log(self.signature_net_.predict(rows)) + self._signature_speed(signature)
 
-    def _signature_shape(self, signatures):
-        """Signatures divided by their geometric mean, and its log (the device's speed).
+    def _signature_speed(self, signatures):
+        """What the signature network's log output is relative to: the device's speed.
 
-        The signature network reads the shape of a signature and predicts
-        latencies relative to its geometric mean: a device faster than any
-        known one (a new datacenter GPU) is ranked like the known devices of
-        its shape, not by extrapolating in speed. A network fitted before
-        this (its encoder reads the speed) gets the signature as it is.
+        The signature network reads the shape of a signature (its encoder,
+        ``with_speed=False``, does not change when every latency is multiplied
+        by one factor) and predicts latencies relative to its geometric mean:
+        a device faster than any known one (a new datacenter GPU) is ranked
+        like the known devices of its shape, not by extrapolating in speed. A
+        network fitted before this (its encoder reads the speed) predicts
+        latencies as they are: 0.
         """
         encoder = self.signature_net_.named_steps["features"].named_transformers_["signature"]
         if encoder.with_speed:
-            return signatures, np.zeros(np.shape(signatures)[:-1])
-        return signature_shape(signatures)
+            return np.zeros(np.shape(signatures)[:-1])
+        return signature_speed(signatures)
 
     def _head_features(self, designs):
         mean, std = self.log_macs_stats_

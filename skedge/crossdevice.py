@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._known_table import KnownDeviceTable, feature_row, signature_shape, unique_rows
+from ._known_table import KnownDeviceTable, feature_row, signature_speed, unique_rows
 from .adaptation import AdaptedDevice
 from .devices import DEVICE_FEATURES
 from .pipelines import make_performance_pipeline
@@ -139,9 +139,10 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         ``measured_log_`` with the gaps filled by the signature network.
     reference_designs_ : ndarray of shape (n_references, n_choices)
     zero_shot_net_, signature_net_ : Pipeline or None
-        The fitted networks. The signature network reads a signature over its
-        geometric mean and predicts latency over that mean (``adapt`` and
-        ``KnownDeviceTable._signature_log`` put the scale back).
+        The fitted networks. The signature network reads a signature's shape
+        (its encoder drops the speed) and predicts latency over the
+        signature's geometric mean (``KnownDeviceTable._signature_log`` puts
+        the scale back).
 
     Examples
     --------
@@ -336,13 +337,12 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         if self.verbose:
             print(f"[CrossDeviceRegressor] signature network: {len(Xs)} rows")
         n = self.space_.n_choices
-        # Shapes in, latencies relative to the speed out (KnownDeviceTable._signature_shape).
-        shape, speed = signature_shape(Xs[:, n:])
+        # The shape in, latencies relative to the speed out (KnownDeviceTable._signature_speed).
         self.signature_net_ = make_performance_pipeline(
             self.space_, device_features=False, n_signature=len(ref_at),
             **self._net_params(seed)).set_params(features__signature__with_speed=False).fit(
-            np.hstack([Xs[:, :n], np.zeros((len(Xs), _N_FEATURES)), shape]),
-            np.exp(np.concatenate(ys) - speed))
+            np.hstack([Xs[:, :n], np.zeros((len(Xs), _N_FEATURES)), Xs[:, n:]]),
+            np.exp(np.concatenate(ys) - signature_speed(Xs[:, n:])))
         self._fill_known()
 
     def _fill_known(self):

@@ -250,21 +250,18 @@ def test_a_model_saved_before_new_parameters_adapts_as_it_did(model, bench, spli
 def test_a_network_that_read_the_speed_gets_the_signature_as_it_is(model, bench, split,
                                                                      tmp_path):
     # A model fitted before the signature network read shapes only: its encoder
-    # (pickled without `with_speed`) reads the speed, so its network is given
-    # the measured signature unchanged and its output is used as it is.
+    # (pickled without `with_speed`) reads the speed, so its network's output is
+    # the latency as it is, not relative to the signature's speed.
     old = joblib.load(_dump(model, tmp_path))
     encoder = old.signature_net_.named_steps["features"].named_transformers_["signature"]
     del encoder.__dict__["with_speed"]
     old = joblib.load(_dump(old, tmp_path))
     assert old.signature_net_.named_steps["features"].named_transformers_["signature"].with_speed
     signatures = bench.latency.to_numpy().T[:, bench.reference_idx]
-    same, speed = old._signature_shape(signatures)
-    np.testing.assert_array_equal(same, signatures)
-    np.testing.assert_array_equal(speed, np.zeros(len(signatures)))
-    # This release's model divides by the geometric mean and returns its log.
-    shape, speed = model._signature_shape(signatures)
-    np.testing.assert_allclose(np.log(shape).mean(axis=1), 0, atol=1e-12)
-    np.testing.assert_allclose(speed, np.log(signatures).mean(axis=1))
+    np.testing.assert_array_equal(old._signature_speed(signatures), np.zeros(len(signatures)))
+    # This release's network predicts relative to the log of the geometric mean.
+    np.testing.assert_allclose(model._signature_speed(signatures),
+                               np.log(signatures).mean(axis=1))
 
 
 def _dump(model, tmp_path):
