@@ -313,9 +313,11 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         if self.zero_shot:
             if self.verbose:
                 print(f"[CrossDeviceRegressor] spec network: {len(pos)} rows")
+            # Clamped spec features: a device beyond the known ones (an H200
+            # among phones and desktop GPUs) is read at the edge of their range.
             self.zero_shot_net_ = make_performance_pipeline(
-                self.space_, **self._net_params(seed)).fit(
-                np.hstack([designs, feats]), np.exp(y_log))
+                self.space_, **self._net_params(seed)).set_params(
+                features__device__clip=True).fit(np.hstack([designs, feats]), np.exp(y_log))
         # Signature rows: every measured pair with its device's signature, then
         # mixup devices (convex mixtures of two known devices in log space).
         Xs, ys = [np.hstack([designs, signatures[cols]])], [y_log]

@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 from sklearn.base import clone
 
 from skedge import CrossDeviceRegressor, load_model, save_model
+from skedge._checks import OutOfRangeWarning
 from skedge.adaptation import _HEAD_ALPHAS, AdaptedDevice, _fit_head
 from skedge.datasets import make_edge_benchmark, to_pairs
 from skedge.devices import DEVICE_FEATURES
@@ -87,6 +88,21 @@ def test_a_device_slower_on_every_design_is_ranked_the_same(model, bench, split)
         for factor in (3.0, 1 / 50):
             scaled = model.adapt(None, designs, factor * y).predict(bench.designs)
             np.testing.assert_allclose(scaled / base, factor, rtol=1e-6)
+
+
+def test_spec_network_reads_a_device_beyond_the_known_ones_at_their_edge(model, bench, split):
+    # ReLU networks continue linearly past their training data; the spec
+    # network clamps each feature to the known devices' range instead.
+    encoder = model.zero_shot_net_.named_steps["features"].named_transformers_["device"]
+    assert encoder.clip
+    row = bench.devices.loc[split[1][0], list(DEVICE_FEATURES)].to_numpy(np.float64)
+    columns = [DEVICE_FEATURES.index(c) for c in ("peak_gflops", "mem_bandwidth_gbs")]
+    beyond, at_edge = row.copy(), row.copy()
+    beyond[columns] = 50 * model.device_features_[:, columns].max(axis=0)
+    at_edge[columns] = model.device_features_[:, columns].max(axis=0)
+    with pytest.warns(OutOfRangeWarning, match="peak_gflops"):
+        far = model._zero_log(bench.designs, beyond)
+    np.testing.assert_allclose(far, model._zero_log(bench.designs, at_edge))
 
 
 def test_predictions_do_not_depend_on_the_batch(model, bench, split):
