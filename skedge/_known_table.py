@@ -22,7 +22,7 @@ from .devices import DEVICE_FEATURES, validate_device_table
 from .fewshot import KnownDeviceMix
 from .preprocessing import DeviceSignatureEncoder, nearest_devices
 
-__all__ = ["KnownDeviceTable", "feature_row", "signature_speed", "unique_rows"]
+__all__ = ["KnownDeviceTable", "feature_row", "signature_speed", "spec_range", "unique_rows"]
 
 _N_FEATURES = len(DEVICE_FEATURES)
 
@@ -31,6 +31,22 @@ def signature_speed(signatures):
     """The log of the signatures' geometric mean (last axis: the reference designs)."""
     # The encoder's floor: a zero reading would make the speed -inf.
     return np.log(np.maximum(signatures, DeviceSignatureEncoder._floor)).mean(axis=-1)
+
+
+def spec_range(features):
+    """Lowest and highest value of each spec-sheet column (rows: devices or pairs).
+
+    NaN where no value is known, and for ``kind``: a category has no range.
+    """
+    known = ~np.isnan(features)
+    with np.errstate(invalid="ignore"):
+        low = np.where(known.any(axis=0), np.nanmin(np.where(known, features, np.inf), axis=0),
+                       np.nan)
+        high = np.where(known.any(axis=0), np.nanmax(np.where(known, features, -np.inf), axis=0),
+                        np.nan)
+    bounds = np.vstack([low, high])
+    bounds[:, DEVICE_FEATURES.index("kind")] = np.nan
+    return bounds
 
 
 class KnownDeviceTable:
@@ -119,7 +135,32 @@ class KnownDeviceTable:
                                                      np.exp(self.known_log_[ref_at, j]))
         return out
 
-    def _zero_log(self, designs, features):
+    def _zero_log(self, designs, features, speed=0.0):
+        """The spec network's log latencies, the row clamped into its training range.
+
+        A network of ReLU units continues linearly past the devices it was
+        trained on: which designs are relatively slow is read at the edge of
+        the known range (clamped row), and the device's speed, the log offset
+        ``_zero_speed`` measures, is added back.
+        """
+        return self._spec_log(designs, self._clamped(features)) + speed
+
+    def _zero_speed(self, features):
+        """Mean log latency over the grid, the row as given minus the row clamped."""
+        clamped = self._clamped(features)
+        if np.array_equal(clamped, features, equal_nan=True):
+            return 0.0
+        grid = self.grid_designs_
+        return float(np.mean(self._spec_log(grid, features) - self._spec_log(grid, clamped)))
+
+    def _clamped(self, features):
+        bounds = getattr(self, "spec_range_", None)  # None: fitted before the clamp
+        if bounds is None:
+            return features
+        low, high = np.where(np.isnan(bounds), [[-np.inf], [np.inf]], bounds)
+        return np.clip(features, low, high)  # NaN (unknown) stays NaN
+
+    def _spec_log(self, designs, features):
         rows = np.hstack([designs, np.tile(features, (len(designs), 1))])
         with _quiet_encoded_range():
             return np.log(self.zero_shot_net_.predict(rows))

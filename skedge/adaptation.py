@@ -6,7 +6,8 @@ device, built from its spec-sheet row, its measured shots, or both. Every
 prediction is made in log space from three sources of knowledge, none of
 which is refitted per device:
 
-* the **networks** — the spec-sheet network (zero-shot) or the signature
+* the **networks** — the spec-sheet network (zero-shot; it ranks designs
+  from the row clamped into its training devices' range) or the signature
   network, which reads the device's latencies on the reference designs;
 * the **known devices** — their measured latencies, mixed to fit the shots
   (:class:`~skedge.fewshot.KnownDeviceMix`: the non-negative least-squares mix
@@ -214,7 +215,9 @@ class AdaptedDevice(RegressorMixin):
         if self.n_shots_ == 0:
             self._knn = model._nearest_known(features)
             self._zero_stats = _Standardizer()
-            self._zero_shot(model._zero_log(grid, features), K, self._zero_stats, fit=True)
+            self._speed = model._zero_speed(features)
+            self._zero_shot(model._zero_log(grid, features, self._speed), K, self._zero_stats,
+                            fit=True)
             return self
         self.signature_ = model._shot_signature(features, designs, y)
         logy = np.log(y)
@@ -376,7 +379,7 @@ class AdaptedDevice(RegressorMixin):
         designs = model._check_designs(designs)
         K = model._known_log(designs)
         if self.n_shots_ == 0:
-            net = model._zero_log(designs, self.features_)
+            net = model._zero_log(designs, self.features_, getattr(self, "_speed", 0.0))
             return self._zero_shot(net, K, self._zero_stats.replay(), fit=False)
         parts = self._few_shot_parts(designs, K)
         log_pred = self._blend(parts)

@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._known_table import KnownDeviceTable, feature_row, signature_speed, unique_rows
+from ._known_table import KnownDeviceTable, feature_row, signature_speed, spec_range, unique_rows
 from .adaptation import AdaptedDevice
 from .devices import DEVICE_FEATURES
 from .pipelines import make_performance_pipeline
@@ -46,7 +46,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
     trains two networks and keeps the known devices' measurements:
 
     * a *spec network*, ``(design, device features) -> latency``, for devices
-      known only by their spec-sheet row;
+      known only by their spec-sheet row (see ``spec_range_``);
     * a *signature network*, ``(design, latencies on the reference designs)
       -> latency``, trained on the known devices and on synthetic devices
       mixed from pairs of them (device mixup). It reads the signature's shape
@@ -138,6 +138,10 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
     known_log_ : ndarray of shape (n_grid, n_known)
         ``measured_log_`` with the gaps filled by the signature network.
     reference_designs_ : ndarray of shape (n_references, n_choices)
+    spec_range_ : ndarray of shape (2, n_device_features) or None
+        Range of each spec-sheet feature over the spec network's training
+        devices (NaN: ``kind``, or unknown). The spec network ranks designs from
+        a row clamped into it, not extrapolated; the speed follows the row.
     zero_shot_net_, signature_net_ : Pipeline or None
         The fitted networks. The signature network reads a signature's shape
         (its encoder drops the speed) and predicts latency over the
@@ -309,15 +313,14 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
                 keep[rows[np.isin(pos[rows], ref_at)]] = True
             designs, feats, pos, cols = designs[keep], feats[keep], pos[keep], cols[keep]
         y_log = L[pos, cols]
-        self.zero_shot_net_ = None
+        self.zero_shot_net_ = self.spec_range_ = None
         if self.zero_shot:
             if self.verbose:
                 print(f"[CrossDeviceRegressor] spec network: {len(pos)} rows")
-            # Clamped spec features: a device beyond the known ones (an H200
-            # among phones and desktop GPUs) is read at the edge of their range.
             self.zero_shot_net_ = make_performance_pipeline(
-                self.space_, **self._net_params(seed)).set_params(
-                features__device__clip=True).fit(np.hstack([designs, feats]), np.exp(y_log))
+                self.space_, **self._net_params(seed)).fit(
+                np.hstack([designs, feats]), np.exp(y_log))
+            self.spec_range_ = spec_range(feats)
         # Signature rows: every measured pair with its device's signature, then
         # mixup devices (convex mixtures of two known devices in log space).
         Xs, ys = [np.hstack([designs, signatures[cols]])], [y_log]

@@ -90,19 +90,33 @@ def test_a_device_slower_on_every_design_is_ranked_the_same(model, bench, split)
             np.testing.assert_allclose(scaled / base, factor, rtol=1e-6)
 
 
-def test_spec_network_reads_a_device_beyond_the_known_ones_at_their_edge(model, bench, split):
-    # ReLU networks continue linearly past their training data; the spec
-    # network clamps each feature to the known devices' range instead.
-    encoder = model.zero_shot_net_.named_steps["features"].named_transformers_["device"]
-    assert encoder.clip
-    row = bench.devices.loc[split[1][0], list(DEVICE_FEATURES)].to_numpy(np.float64)
+def test_spec_network_ranks_a_device_beyond_the_known_ones_at_their_edge(model, bench, split):
+    # ReLU networks continue linearly past their training devices: zero-shot,
+    # the ranking is read from the row clamped into their range, the speed
+    # from the row as given.
+    row = model.device_features_[0]  # a known device: inside the range
     columns = [DEVICE_FEATURES.index(c) for c in ("peak_gflops", "mem_bandwidth_gbs")]
     beyond, at_edge = row.copy(), row.copy()
     beyond[columns] = 50 * model.device_features_[:, columns].max(axis=0)
     at_edge[columns] = model.device_features_[:, columns].max(axis=0)
-    with pytest.warns(OutOfRangeWarning, match="peak_gflops"):
-        far = model._zero_log(bench.designs, beyond)
-    np.testing.assert_allclose(far, model._zero_log(bench.designs, at_edge))
+    far, edge = model._zero_log(bench.designs, beyond), model._zero_log(bench.designs, at_edge)
+    np.testing.assert_allclose(far, edge)
+    speed = model._zero_speed(beyond)
+    grid = model.grid_designs_
+    np.testing.assert_allclose(speed, np.mean(model._spec_log(grid, beyond)
+                                              - model._spec_log(grid, at_edge)))
+    assert speed != 0 and model._zero_speed(at_edge) == 0.0
+    with pytest.warns(OutOfRangeWarning, match="peak_gflops"):  # the row is still flagged
+        device = model.adapt(beyond)
+    # The zero-shot prediction keeps the network's mean log latency over the grid.
+    np.testing.assert_allclose(np.log(device.predict(grid)).mean() - speed,
+                               np.log(model.adapt(at_edge).predict(grid)).mean(), atol=1e-6)
+    # A model fitted before the clamp (no spec_range_) extrapolates, as it did.
+    old = clone(model).set_params()
+    old.__dict__.update(model.__dict__)
+    del old.__dict__["spec_range_"]
+    assert not np.allclose(old._zero_log(bench.designs, beyond), far)
+    assert old._zero_speed(beyond) == 0.0
 
 
 def test_predictions_do_not_depend_on_the_batch(model, bench, split):

@@ -8,7 +8,6 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import make_pipeline
 
 from skedge import AccuracyRegressor, DevicePerformanceRegressor
-from skedge._checks import OutOfRangeWarning
 from skedge.datasets import make_edge_benchmark, to_pairs
 from skedge.devices import DEVICE_FEATURES
 from skedge.differentiable import torch_predictor
@@ -293,32 +292,6 @@ def test_signature_encoder_without_speed_reads_the_shape_only(bench, tmp_path):
     old = joblib.load(tmp_path / "old.joblib")
     assert old.get_params() == {"with_speed": True}
     np.testing.assert_allclose(old.transform(lat), DeviceSignatureEncoder().fit(lat).transform(lat))
-
-
-def test_device_encoder_clip_reads_beyond_the_range_at_its_bound(bench, tmp_path):
-    table = bench.devices.loc[:, list(DEVICE_FEATURES)].to_numpy(np.float64)
-    enc = DeviceFeatureEncoder(clip=True).fit(table)
-    peak = list(DEVICE_FEATURES).index("peak_gflops")
-    beyond, at_bound = table[:2].copy(), table[:2].copy()
-    beyond[:, peak] = 100 * table[:, peak].max()
-    at_bound[:, peak] = table[:, peak].max()
-    with pytest.warns(OutOfRangeWarning, match="peak_gflops"):  # still flagged
-        clipped = enc.transform(beyond)
-    np.testing.assert_allclose(clipped, enc.transform(at_bound))
-    # Training rows are inside their own range: clipping leaves them as they were.
-    np.testing.assert_allclose(enc.transform(table), DeviceFeatureEncoder().fit_transform(table))
-    unknown = table[:1].copy()
-    unknown[0, peak] = np.nan  # unknown values are imputed as before, never clamped
-    np.testing.assert_allclose(enc.transform(unknown), DeviceFeatureEncoder().fit(table)
-                               .transform(unknown))
-    # Without clip (the default, and encoders pickled before the parameter) it extrapolates.
-    old = DeviceFeatureEncoder().fit(table)
-    del old.__dict__["clip"]
-    joblib.dump(old, tmp_path / "old.joblib")
-    old = joblib.load(tmp_path / "old.joblib")
-    assert old.get_params()["clip"] is False
-    with pytest.warns(OutOfRangeWarning):
-        assert not np.allclose(old.transform(beyond), old.transform(at_bound))
 
 
 def test_design_embedding_learns_performance_directions(bench):

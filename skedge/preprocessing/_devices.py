@@ -37,8 +37,7 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
     ``transform`` warns (``OutOfRangeWarning``) when a known value lies more
     than 10x beyond the range of the devices seen in ``fit`` (on the log
     scale; beyond one range width without ``log``): the prediction is then an
-    extrapolation (or, with ``clip=True``, made at the range's bound), or the
-    value is in the wrong unit.
+    extrapolation, or the value is in the wrong unit.
 
     Parameters
     ----------
@@ -47,13 +46,6 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
         has exactly the :data:`~skedge.devices.DEVICE_FEATURES` columns.
     log : bool, default=True
         Apply the signed log to the non-kind columns.
-    clip : bool, default=False
-        In ``transform``, clamp each known non-kind value to the range of the
-        devices seen in ``fit``. A network of ReLU units continues linearly
-        beyond the devices it was trained on; with the values clamped, a
-        device faster (or larger, newer) than every training device is read as
-        the nearest point of that range instead.
-        :class:`~skedge.CrossDeviceRegressor` turns it on for its spec network.
 
     Attributes
     ----------
@@ -70,26 +62,16 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
     >>> Z = DeviceFeatureEncoder().fit_transform(D)
     >>> Z.shape
     (2, 24)
-    >>> enc = DeviceFeatureEncoder(clip=True).fit(D)
-    >>> faster = D[1:].copy()
-    >>> faster[0, 3] = 30000.0  # peak GFLOP/s beyond the training range
-    >>> bool(np.allclose(enc.transform(faster), enc.transform(D[1:])))
-    True
     """
 
     _parameter_constraints = {
         "kind_column": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left"), None],
         "log": ["boolean"],
-        "clip": ["boolean"],
     }
 
-    def __init__(self, *, kind_column="auto", log=True, clip=False):
+    def __init__(self, *, kind_column="auto", log=True):
         self.kind_column = kind_column
         self.log = log
-        self.clip = clip
-
-    def __setstate__(self, state):  # fitted before `clip` existed: it did not clamp
-        super().__setstate__({"clip": False, **state})
 
     def _kind_col(self):
         if self.kind_column == "auto":
@@ -146,18 +128,8 @@ class DeviceFeatureEncoder(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
         num, onehot = self._split(X)
         self._warn_out_of_range(X)
-        if self.clip and hasattr(self, "feature_min_"):
-            num = self._clamp(num)
         parts = [self.imputer_.transform(num)] + ([onehot] if onehot is not None else [])
         return self.scaler_.transform(np.hstack(parts))
-
-    def _clamp(self, num):
-        """Non-kind columns (as ``_split`` scales them) clamped to the fitted range; NaN stays."""
-        low, high = self.feature_min_, self.feature_max_
-        if self.log:
-            low, high = _signed_log(low), _signed_log(high)
-        return np.clip(num, np.where(np.isnan(low), -np.inf, low),
-                       np.where(np.isnan(high), np.inf, high))
 
     def _warn_out_of_range(self, X):
         """Warn when a known feature lies over 10x beyond the training devices' range."""
