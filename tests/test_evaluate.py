@@ -46,11 +46,25 @@ def test_a_device_scored_alone_reproduces_the_joint_run(records, data_home):
             assert r[key] == pytest.approx(same[key], rel=1e-9), (r, key)
 
 
-def test_diagnostics_report_the_oracle_mix(data_home):
+def test_diagnostics_report_the_oracle_mix(data_home, monkeypatch):
+    from skedge.evaluation import _predictors as evaluate
+
+    # Scoring the networks alone must leave the fold model's parameters as they were.
+    kept = []
+    score = evaluate.score_fold
+
+    def spy(model, job, **ctx):
+        before = (model.blend, model.part_weights)
+        out = score(model, job, **ctx)
+        kept.append(before == (model.blend, model.part_weights))
+        return out
+
+    monkeypatch.setattr(evaluate, "score_fold", spy)
     recs = evaluate_predictors(
         "nb201", data_home=data_home, test_devices=["gold_6240"], shots=(10,),
-        n_train_designs=100, model_params=TINY, diagnostics=True, verbose=0,
+        n_train_designs=100, model_params=TINY, diagnostics=True, n_jobs=1, verbose=0,
     )
+    assert kept == [True]
     by = {r["method"]: r for r in recs}
     assert {"skedge", "skedge_networks", "oracle_mix", "linear_mix"} <= set(by)
     # Fitted on every measured cell, the mix of the other CPUs explains gold_6240 well

@@ -26,6 +26,7 @@ scoring (NAS-Bench-201's degenerate cells read ~0 ms on some devices).
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 import zlib
@@ -265,10 +266,11 @@ def score_fold(model, job, *, bench, logy, sig_idx, shots, diagnostics, **_):
             preds = {"skedge": model.adapt(feats, *args, name=dev).predict(
                 bench.designs[measured])}
             if diagnostics:
-                before = model.get_params()
-                networks = model.set_params(blend=0.0, part_weights="fixed").adapt(feats, *args)
-                preds["skedge_networks"] = networks.predict(bench.designs[measured])
-                model.set_params(blend=before["blend"], part_weights=before["part_weights"])
+                # A shallow copy shares the fitted state and leaves the model's parameters
+                # as they were, whatever happens while the networks alone are scored.
+                alone = copy.copy(model).set_params(blend=0.0, part_weights="fixed")
+                preds["skedge_networks"] = alone.adapt(feats, *args).predict(
+                    bench.designs[measured])
             preds.update(_baselines(k, known, truth, measured, given, macs, flops_fit,
                                     diagnostics))
             keep = ~np.isin(measured, given)
