@@ -90,32 +90,43 @@ def test_a_device_slower_on_every_design_is_ranked_the_same(model, bench, split)
             np.testing.assert_allclose(scaled / base, factor, rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:device feature peak_gflops")  # checked once below
 def test_spec_network_ranks_a_device_beyond_the_known_ones_at_their_edge(model, bench, split):
     # ReLU networks continue linearly past their training devices: zero-shot,
     # the ranking is read from the row clamped into their range, the speed
     # from the row as given.
-    row = model.device_features_[0]  # a known device: inside the range
+    known = model.device_features_  # the spec network's training devices (no add_device)
+    assert np.isnan(model.spec_range_[:, DEVICE_FEATURES.index("kind")]).all()
+    numeric = [i for i, c in enumerate(DEVICE_FEATURES) if c != "kind"]
+    np.testing.assert_array_equal(model.spec_range_[:, numeric],
+                                  [np.nanmin(known[:, numeric], axis=0),
+                                   np.nanmax(known[:, numeric], axis=0)])
     columns = [DEVICE_FEATURES.index(c) for c in ("peak_gflops", "mem_bandwidth_gbs")]
-    beyond, at_edge = row.copy(), row.copy()
-    beyond[columns] = 50 * model.device_features_[:, columns].max(axis=0)
-    at_edge[columns] = model.device_features_[:, columns].max(axis=0)
-    far, edge = model._zero_log(bench.designs, beyond), model._zero_log(bench.designs, at_edge)
-    np.testing.assert_allclose(far, edge)
-    speed = model._zero_speed(beyond)
-    grid = model.grid_designs_
-    np.testing.assert_allclose(speed, np.mean(model._spec_log(grid, beyond)
-                                              - model._spec_log(grid, at_edge)))
-    assert speed != 0 and model._zero_speed(at_edge) == 0.0
+    beyond, at_edge = known[0].copy(), known[0].copy()  # a known device: inside the range
+    beyond[columns] = 50 * model.spec_range_[1, columns]
+    at_edge[columns] = model.spec_range_[1, columns]
+    np.testing.assert_allclose(model._zero_log(bench.designs, beyond),
+                               model._zero_log(bench.designs, at_edge))
+    assert model._zero_speed(at_edge) == 0.0 and model._zero_speed(beyond) != 0.0
     with pytest.warns(OutOfRangeWarning, match="peak_gflops"):  # the row is still flagged
         device = model.adapt(beyond)
-    # The zero-shot prediction keeps the network's mean log latency over the grid.
-    np.testing.assert_allclose(np.log(device.predict(grid)).mean() - speed,
-                               np.log(model.adapt(at_edge).predict(grid)).mean(), atol=1e-6)
+    # The zero-shot prediction keeps the spec network's mean log latency over the
+    # grid for the row as given (its speed), and the clamped row's ranking.
+    grid = model.grid_designs_
+    rows = np.hstack([grid, np.tile(beyond, (len(grid), 1))])
+    with pytest.warns(OutOfRangeWarning):
+        as_given = np.log(model.zero_shot_net_.predict(rows)).mean()
+    pred = device.predict(grid)
+    np.testing.assert_allclose(np.log(pred).mean(), as_given, atol=1e-6)
+    edge = model.adapt(at_edge).predict(grid)
+    assert spearmanr(pred, edge).statistic > 0.999
+    np.testing.assert_allclose(device.predict(grid[:7]), pred[:7], rtol=1e-6)  # batch-free
     # A model fitted before the clamp (no spec_range_) extrapolates, as it did.
     old = clone(model).set_params()
     old.__dict__.update(model.__dict__)
     del old.__dict__["spec_range_"]
-    assert not np.allclose(old._zero_log(bench.designs, beyond), far)
+    assert not np.allclose(old._zero_log(bench.designs, beyond),
+                           model._zero_log(bench.designs, beyond))
     assert old._zero_speed(beyond) == 0.0
 
 
@@ -241,11 +252,15 @@ def test_save_load_and_joblib_round_trip(model, bench, split, tmp_path):
     new = split[1][0]
     shots = _shots(bench, new, bench.reference_idx)
     expected = model.adapt(bench.devices.loc[new], *shots).predict(bench.designs)
+    faster = model.device_features_[0] * np.r_[1, [1] * 2, 50, 50, [1] * 7]  # beyond the range
+    zero = model.adapt(faster).predict(bench.designs)
     save_model(model, tmp_path / "cross")
     joblib.dump(model, tmp_path / "cross.joblib")
     for loaded in (load_model(tmp_path / "cross"), joblib.load(tmp_path / "cross.joblib")):
         got = loaded.adapt(bench.devices.loc[new], *shots).predict(bench.designs)
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+        np.testing.assert_array_equal(loaded.spec_range_, model.spec_range_)
+        np.testing.assert_allclose(loaded.adapt(faster).predict(bench.designs), zero, rtol=1e-6)
 
 
 def test_a_model_saved_before_new_parameters_adapts_as_it_did(model, bench, split, tmp_path,
