@@ -114,11 +114,9 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
         spec-sheet row), average the zero-shot prediction with the few-shot
         one in log space, by inverse-variance weights measured on the shots
         (``AdaptedDevice.shot_weight_``). A handful of shots then ranks a
-        device below its spec sheet alone less often, and the mean ranking
-        rose at 5 and 10 random shots on NB201, but not on every held-out
-        split, it fell slightly at 20, and designs chosen from 10 random
-        shots were not better, so it is off by default (docs: benchmarks,
-        "Shots that miss the reference designs").
+        device below its spec sheet alone less often, but the gains do not
+        hold on every held-out split and the mean falls at 20 shots, so it is
+        off by default (docs: benchmarks, "Shots that miss the reference designs").
     random_state : int, RandomState instance or None, default=None
     n_threads : int, default=None
         Torch threads while fitting and predicting (None: torch's setting).
