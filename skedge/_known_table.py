@@ -33,20 +33,16 @@ def signature_speed(signatures):
     return np.log(np.maximum(signatures, DeviceSignatureEncoder._floor)).mean(axis=-1)
 
 
-def spec_range(features):
-    """Lowest and highest value of each spec-sheet column (rows: devices or pairs).
+def spec_range(spec_net):
+    """Range of each spec-sheet column over a fitted spec network's training devices.
 
-    NaN where no value is known, and for ``kind``: a category has no range.
+    Read from its :class:`~skedge.preprocessing.DeviceFeatureEncoder`, which
+    records it to warn about rows far outside; NaN where no value was known,
+    and for ``kind``: a category has no range.
     """
-    known = ~np.isnan(features)
-    with np.errstate(invalid="ignore"):
-        low = np.where(known.any(axis=0), np.nanmin(np.where(known, features, np.inf), axis=0),
-                       np.nan)
-        high = np.where(known.any(axis=0), np.nanmax(np.where(known, features, -np.inf), axis=0),
-                        np.nan)
-    bounds = np.vstack([low, high])
-    bounds[:, DEVICE_FEATURES.index("kind")] = np.nan
-    return bounds
+    device = spec_net.named_steps["features"].named_transformers_["device"]
+    bounds = np.vstack([device.feature_min_, device.feature_max_])
+    return np.insert(bounds, device.kind_col_, np.nan, axis=1)
 
 
 class KnownDeviceTable:
@@ -145,13 +141,15 @@ class KnownDeviceTable:
         """
         return self._spec_log(designs, self._clamped(features)) + speed
 
-    def _zero_speed(self, features):
-        """Mean log latency over the grid, the row as given minus the row clamped."""
-        clamped = self._clamped(features)
-        if np.array_equal(clamped, features, equal_nan=True):
+    def _zero_speed(self, features, clamped_log):
+        """Mean log latency over the grid, the row as given minus the row clamped.
+
+        ``clamped_log`` is ``_zero_log(grid_designs_, features)``, which the
+        caller has already computed.
+        """
+        if np.array_equal(self._clamped(features), features, equal_nan=True):
             return 0.0
-        grid = self.grid_designs_
-        return float(np.mean(self._spec_log(grid, features) - self._spec_log(grid, clamped)))
+        return float(np.mean(self._spec_log(self.grid_designs_, features)) - np.mean(clamped_log))
 
     def _clamped(self, features):
         bounds = getattr(self, "spec_range_", None)  # None: fitted before the clamp

@@ -215,9 +215,9 @@ class AdaptedDevice(RegressorMixin):
         if self.n_shots_ == 0:
             self._knn = model._nearest_known(features)
             self._zero_stats = _Standardizer()
-            self._speed = model._zero_speed(features)
-            self._zero_shot(model._zero_log(grid, features, self._speed), K, self._zero_stats,
-                            fit=True)
+            clamped = model._zero_log(grid, features)
+            self._speed = model._zero_speed(features, clamped)
+            self._zero_shot(clamped + self._speed, K, self._zero_stats, fit=True)
             return self
         self.signature_ = model._shot_signature(features, designs, y)
         logy = np.log(y)

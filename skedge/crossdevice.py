@@ -318,7 +318,7 @@ class CrossDeviceRegressor(KnownDeviceTable, RegressorMixin, BaseEstimator):
             self.zero_shot_net_ = make_performance_pipeline(
                 self.space_, **self._net_params(seed)).fit(
                 np.hstack([designs, feats]), np.exp(y_log))
-            self.spec_range_ = spec_range(feats)
+            self.spec_range_ = spec_range(self.zero_shot_net_)
         # Signature rows: every measured pair with its device's signature, then
         # mixup devices (convex mixtures of two known devices in log space).
         Xs, ys = [np.hstack([designs, signatures[cols]])], [y_log]

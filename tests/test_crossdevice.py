@@ -107,12 +107,13 @@ def test_spec_network_ranks_a_device_beyond_the_known_ones_at_their_edge(model, 
     at_edge[columns] = model.spec_range_[1, columns]
     np.testing.assert_allclose(model._zero_log(bench.designs, beyond),
                                model._zero_log(bench.designs, at_edge))
-    assert model._zero_speed(at_edge) == 0.0 and model._zero_speed(beyond) != 0.0
+    grid = model.grid_designs_
+    assert model._zero_speed(at_edge, model._zero_log(grid, at_edge)) == 0.0
+    assert model._zero_speed(beyond, model._zero_log(grid, beyond)) != 0.0
     with pytest.warns(OutOfRangeWarning, match="peak_gflops"):  # the row is still flagged
         device = model.adapt(beyond)
     # The zero-shot prediction keeps the spec network's mean log latency over the
     # grid for the row as given (its speed), and the clamped row's ranking.
-    grid = model.grid_designs_
     rows = np.hstack([grid, np.tile(beyond, (len(grid), 1))])
     with pytest.warns(OutOfRangeWarning):
         as_given = np.log(model.zero_shot_net_.predict(rows)).mean()
@@ -127,7 +128,7 @@ def test_spec_network_ranks_a_device_beyond_the_known_ones_at_their_edge(model, 
     del old.__dict__["spec_range_"]
     assert not np.allclose(old._zero_log(bench.designs, beyond),
                            model._zero_log(bench.designs, beyond))
-    assert old._zero_speed(beyond) == 0.0
+    assert old._zero_speed(beyond, old._zero_log(grid, beyond)) == 0.0
 
 
 def test_predictions_do_not_depend_on_the_batch(model, bench, split):
